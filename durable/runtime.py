@@ -1,0 +1,485 @@
+"""The `Runtime`: the public entry point that triggers, inspects, signals and executes runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from durable import codec
+from durable.clock import SYSTEM_CLOCK, Clock
+from durable.core.events import EventKind
+from durable.durations import parse_duration
+from durable.errors import (
+    PayloadTooLarge,
+    RunNotFound,
+    ValidationError,
+    WorkflowCancelled,
+    WorkflowFailed,
+)
+from durable.store.base import NewRun, RunRecord
+from durable.store.postgres import PostgresStore
+from durable.worker.executor import Executor
+from durable.workflow import Registry, WorkflowDef, check_name
+
+log = logging.getLogger("durable.runtime")
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One entry of a run's history, payload decoded. Kinds: see docs/concepts.md."""
+
+    seq: int
+    kind: str
+    name: str
+    payload: Any
+    created_at: datetime | None
+    pos: int = -1
+
+
+class RunInfo(msgspec.Struct, frozen=True):
+    """What `get_run` and `list_runs` report about a run."""
+
+    run_id: str
+    workflow: str
+    version: str
+    status: RunStatus
+    input: Any
+    output: Any
+    error: str | None
+    pending: list[dict[str, Any]]
+    history: list[Event]
+    parent_run_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _info(rec: RunRecord, history: list[Event]) -> RunInfo:
+    return RunInfo(
+        run_id=rec.run_id,
+        workflow=rec.workflow,
+        version=rec.version,
+        status=RunStatus(rec.status),
+        input=codec.decode(rec.input),
+        output=codec.decode(rec.output),
+        error=rec.error,
+        pending=list(codec.decode(rec.pending) or []) if rec.status == "suspended" else [],
+        history=history,
+        parent_run_id=rec.parent_run_id,
+        created_at=rec.created_at,
+        updated_at=rec.updated_at,
+    )
+
+
+class RunHandle:
+    """A run started by `trigger`: ask its status or wait for its result."""
+
+    def __init__(self, runtime: Runtime, run_id: str, created: bool = True) -> None:
+        self._rt = runtime
+        self.run_id = run_id
+        self.created = created
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id!r}>"
+
+    async def status(self) -> RunStatus:
+        rec = await self._rt._record(self.run_id)
+        return RunStatus(rec.status)
+
+    async def result(self, timeout: Any = None) -> Any:
+        """Wait for the run to finish and return its output.
+
+        Raises WorkflowFailed or WorkflowCancelled for those ends, and the built-in
+        TimeoutError when `timeout` passes first (the run is left alone).
+        """
+        seconds = None if timeout is None else parse_duration(timeout)
+        async with asyncio.timeout(seconds):
+            rec = await self._rt._wait_finished(self.run_id)
+        if rec.status == "completed":
+            return codec.decode(rec.output)
+        if rec.status == "cancelled":
+            raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
+        raise WorkflowFailed(
+            f"run {self.run_id!r} of workflow {rec.workflow!r} failed: {rec.error}",
+            run_id=self.run_id,
+            error=rec.error,
+        )
+
+
+def _redact(dsn: str) -> str:
+    """The DSN without its password, for logs and errors."""
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else dsn
+
+
+class Runtime:
+    """Connects to PostgreSQL, applies migrations and (with `worker=True`) executes runs.
+
+    Use as `async with Runtime(dsn, workflows=[...]) as rt:`.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        workflows: Sequence[WorkflowDef] = (),
+        worker: bool = True,
+        concurrency: int = 100,
+        lease: Any = "30s",
+        schema: str = "durable",
+        timezone: str = "UTC",
+        poll_interval: Any = "1s",
+        sticky_cache: int = 10_000,
+        max_payload_bytes: int | None = 16 * 1024 * 1024,
+        shutdown_grace: Any = "10s",
+        pool_size: int = 10,
+        listen: bool = True,
+        clock: Clock | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"invalid concurrency {concurrency!r}: must be >= 1")
+        self._dsn = dsn
+        self.registry = Registry(workflows)
+        self.worker = worker
+        self.concurrency = concurrency
+        self.lease_s = parse_duration(lease)
+        if self.lease_s <= 0:
+            raise ValueError(f"invalid lease {lease!r}: must be > 0")
+        self.schema = schema
+        self.timezone = timezone
+        self.poll_interval = parse_duration(poll_interval)
+        self.sticky_cache = sticky_cache
+        self.max_payload = max_payload_bytes
+        self.shutdown_grace = parse_duration(shutdown_grace)
+        self.pool_size = pool_size
+        self.listen = listen
+        self.clock = clock or SYSTEM_CLOCK
+        self._store: PostgresStore | None = None
+        self._executor: Executor | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._listener_task: asyncio.Task[None] | None = None
+        self._waiters: dict[str, list[asyncio.Event]] = {}
+        self._scheduler: Any = None
+        self._open = False
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def store(self) -> PostgresStore:
+        if self._store is None:
+            raise RuntimeError("Runtime is not started; use `async with Runtime(...) as rt:`")
+        return self._store
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            raise RuntimeError("Runtime is not started; use `async with Runtime(...) as rt:`")
+        return self._executor
+
+    def _resolve_dsn(self) -> str:
+        if self._dsn:
+            return self._dsn
+        env = os.environ.get("DURABLE_DSN")
+        if env:
+            return env
+        from durable import embedded
+
+        return embedded.ensure_server()
+
+    async def __aenter__(self) -> Runtime:
+        dsn = self._resolve_dsn()
+        store = PostgresStore(dsn, schema=self.schema, pool_size=self.pool_size)
+        try:
+            await store.open()
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ConnectionError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from None
+        self._store = store
+        try:
+            await store.migrate()
+            self._executor = Executor(
+                store,
+                self.registry,
+                clock=self.clock,
+                concurrency=self.concurrency,
+                lease_s=self.lease_s,
+                poll_interval=self.poll_interval,
+                sticky_size=self.sticky_cache,
+                max_payload=self.max_payload,
+                on_finished=self._notify_finished,
+            )
+            self._executor.start_committer()
+            if self.listen:
+                await self._start_listener()
+            if self.worker:
+                self._executor.start_worker()
+                await self._start_scheduler()
+        except BaseException:
+            await self._shutdown()
+            raise
+        self._open = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        self._open = False
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+            self._scheduler = None
+        if self._executor is not None:
+            await self._executor.stop(self.shutdown_grace)
+            self._executor = None
+        if self._listener_task is not None:
+            self._listener_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener_task
+            self._listener_task = None
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    async def _start_scheduler(self) -> None:
+        # Schedules are wired in by durable.schedules when workflows declare any.
+        if any(d.schedules for d in self.registry.all()):
+            from durable.schedules import Scheduler
+
+            self._scheduler = Scheduler(self)
+            await self._scheduler.start()
+
+    # -- notifications ----------------------------------------------------------------
+
+    async def _start_listener(self) -> None:
+        self._listener = await self.store.connect_listener()
+        await self._listener.add_listener(self.store.channel, self._on_notify)
+        self._listener_task = asyncio.create_task(self._watch_listener(), name="durable-listener")
+
+    async def _watch_listener(self) -> None:
+        """Reconnect LISTEN after a lost connection; polling covers the gap meanwhile."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self._listener is not None and not self._listener.is_closed():
+                continue
+            try:
+                self._listener = await self.store.connect_listener()
+                await self._listener.add_listener(self.store.channel, self._on_notify)
+                if self._executor is not None:
+                    self._executor.poke()
+                for events in self._waiters.values():
+                    for ev in events:
+                        ev.set()
+            except Exception as exc:
+                log.debug("listener reconnect failed: %s", exc)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        text = str(payload)
+        if text.startswith("d:"):
+            self._notify_finished(text[2:])
+        elif text.startswith("x:"):
+            if self._executor is not None:
+                self._executor.cancel_local(text[2:])
+        elif self._executor is not None and self.worker:
+            self._executor.poke()
+
+    def _notify_finished(self, run_id: str) -> None:
+        for ev in self._waiters.get(run_id, ()):
+            ev.set()
+
+    async def _wait_finished(self, run_id: str) -> RunRecord:
+        ev = asyncio.Event()
+        self._waiters.setdefault(run_id, []).append(ev)
+        try:
+            delay = 0.05
+            while True:
+                rec = await self._record(run_id)
+                if rec.status in ("completed", "failed", "cancelled"):
+                    return rec
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await ev.wait()
+                ev.clear()
+                delay = min(delay * 2, max(self.poll_interval, 0.05))
+        finally:
+            waiters = self._waiters.get(run_id)
+            if waiters is not None:
+                waiters.remove(ev)
+                if not waiters:
+                    del self._waiters[run_id]
+
+    # -- public API -------------------------------------------------------------------
+
+    def register(self, *workflows: WorkflowDef) -> None:
+        """Add workflows (or versions) this runtime can start and execute."""
+        for w in workflows:
+            self.registry.register(w)
+
+    def _workflow(self, workflow: WorkflowDef | str, version: str | None) -> WorkflowDef:
+        if isinstance(workflow, WorkflowDef):
+            return workflow
+        if isinstance(workflow, str):
+            return self.registry.get(workflow, version)
+        raise TypeError(f"expected a @workflow or a workflow name, got {workflow!r}")
+
+    def _check_size(self, data: bytes, what: str) -> None:
+        if self.max_payload is not None and len(data) > self.max_payload:
+            raise PayloadTooLarge(
+                f"{what} is {len(data)} bytes, over the limit of {self.max_payload} bytes"
+            )
+
+    async def trigger(
+        self,
+        workflow: WorkflowDef | str,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        version: str | None = None,
+    ) -> RunHandle:
+        """Start a run; returns once it is durably recorded.
+
+        The same `run_id` or `idempotency_key` returns the existing run and starts nothing.
+        """
+        defn = self._workflow(workflow, version)
+        if run_id is not None:
+            check_name(run_id, "run id")
+        if idempotency_key is not None:
+            check_name(idempotency_key, "idempotency key")
+        value = defn.validate_input(input)
+        data = codec.encode(value, what=f"input of workflow {defn.name!r}")
+        self._check_size(data, f"input of workflow {defn.name!r}")
+        new = NewRun(
+            run_id=run_id or uuid.uuid4().hex,
+            workflow=defn.name,
+            version=defn.version,
+            input=data,
+            created_at=self.clock.now(),
+            idempotency_key=idempotency_key,
+            deadline_s=defn.execution_timeout,
+        )
+        rid, created = await self.store.create_run(new, self.clock.now())
+        return RunHandle(self, rid, created)
+
+    def handle(self, run_id: str) -> RunHandle:
+        """A handle for an existing run id (not checked until used)."""
+        return RunHandle(self, run_id, created=False)
+
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Deliver a signal; buffered until the run waits for it. RunNotFound / RunClosed."""
+        check_name(name, "signal name")
+        data = codec.encode(payload, what=f"payload of signal {name!r}")
+        self._check_size(data, f"payload of signal {name!r}")
+        await self.store.signal(run_id, name, data, self.clock.now())
+
+    async def execute_hook(self, token: str, payload: Any = None) -> str:
+        """Complete a hook once; returns its run id. RunNotFound / RunClosed."""
+        if not isinstance(token, str) or not token or "\x00" in token:
+            raise RunNotFound("no hook with that token")
+        data = codec.encode(payload, what="hook payload")
+        self._check_size(data, "hook payload")
+        return await self.store.execute_hook(token, data, self.clock.now())
+
+    async def cancel(self, run_id: str) -> None:
+        """End the run (and its unfinished children) `cancelled` now."""
+        ids = await self.store.cancel(run_id, self.clock.now())
+        if self._executor is not None:
+            for rid in ids:
+                self._executor.cancel_local(rid)
+        for rid in ids:
+            self._notify_finished(rid)
+
+    async def sweep(self) -> int:
+        """One pass: fire due schedules, timers and expired leases, and run every runnable
+        run to its next suspension (each at most once). Returns how many runs advanced."""
+        if self._scheduler is not None:
+            await self._scheduler.tick()
+        elif any(d.schedules for d in self.registry.all()):
+            from durable.schedules import Scheduler
+
+            await Scheduler(self).tick()
+        return await self.executor.run_pass()
+
+    async def _record(self, run_id: str) -> RunRecord:
+        if not isinstance(run_id, str):
+            raise RunNotFound(f"no run with id {run_id!r}")
+        rec = await self.store.get_run(run_id)
+        if rec is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        return rec
+
+    async def get_run(self, run_id: str) -> RunInfo:
+        """Status, input, output, error, what it waits on and its full history."""
+        rec = await self._record(run_id)
+        events = await self.store.load_events(run_id)
+        history = [
+            Event(e.seq, e.kind, e.name, codec.decode(e.payload), e.created_at, e.pos)
+            for e in events
+        ]
+        return _info(rec, history)
+
+    async def list_runs(
+        self, workflow: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[RunInfo]:
+        """Runs newest first, without history."""
+        if status is not None and status not in RunStatus.__members__.values():
+            raise ValidationError(
+                f"invalid status {status!r}: expected one of {[s.value for s in RunStatus]}"
+            )
+        if not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"invalid limit {limit!r}: must be an int >= 1")
+        records = await self.store.list_runs(workflow=workflow, status=status, limit=limit)
+        return [_info(r, []) for r in records]
+
+    async def get_child_runs(self, run_id: str) -> list[RunInfo]:
+        await self._record(run_id)
+        records = await self.store.list_runs(
+            workflow=None, status=None, limit=10_000, parent_run_id=run_id
+        )
+        return [_info(r, []) for r in records]
+
+    async def get_parent_run(self, run_id: str) -> RunInfo | None:
+        rec = await self._record(run_id)
+        if rec.parent_run_id is None:
+            return None
+        parent = await self.store.get_run(rec.parent_run_id)
+        return None if parent is None else _info(parent, [])
+
+    async def get_events(self, run_id: str) -> list[Event]:
+        """The custom events the run emitted with `ctx.emit_event`, in order."""
+        await self._record(run_id)
+        events = await self.store.load_events(run_id)
+        return [
+            Event(e.seq, e.name, e.name, codec.decode(e.payload), e.created_at, e.pos)
+            for e in events
+            if e.kind == EventKind.EVENT_EMITTED
+        ]

@@ -1,0 +1,587 @@
+"""PostgreSQL store (asyncpg): migrations, the group-commit batch, claims, inbox, hooks.
+
+Every query is parameterised; the only interpolated identifier is the schema name, which
+is validated as a plain identifier and quoted. Connections set `search_path` to the
+schema, so the SQL itself names tables unqualified.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from durable.core.events import RUN_POS, Event, EventKind
+from durable.errors import FenceLost, RunClosed, RunNotFound, ValidationError
+from durable.store.base import (
+    TERMINAL,
+    Batch,
+    BatchResult,
+    ChildOutcome,
+    ClaimedRun,
+    NewRun,
+    RunRecord,
+)
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_MIGRATION_LOCK = 0x64757261626C65  # "durable" as a number: one advisory lock per database
+_RUN_COLS = (
+    "id, workflow, version, status, input, output, error, parent_run_id, pending, "
+    "created_at, updated_at, ready_at"
+)
+
+
+def validate_schema(name: str) -> str:
+    """Return `name` if it is a plain SQL identifier, else raise ValidationError."""
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise ValidationError(
+            f"invalid schema name {name!r}: use letters, digits and underscores, "
+            "starting with a letter or underscore (at most 63 characters)"
+        )
+    return name
+
+
+def channel_for(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of one schema, so several deployments can share a database."""
+    return f"durable_{schema}"
+
+
+def _record(row: asyncpg.Record) -> RunRecord:
+    return RunRecord(
+        run_id=row["id"],
+        workflow=row["workflow"],
+        version=row["version"],
+        status=row["status"],
+        input=row["input"],
+        output=row["output"],
+        error=row["error"],
+        parent_run_id=row["parent_run_id"],
+        pending=row["pending"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        ready_at=row["ready_at"],
+    )
+
+
+async def _insert_events(conn: asyncpg.Connection, run_ids: list[str], events: list[Event]) -> None:
+    await conn.execute(
+        "INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at) "
+        "SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::text[], "
+        "$6::bytea[], $7::timestamptz[])",
+        run_ids,
+        [e.seq for e in events],
+        [e.pos for e in events],
+        [e.kind for e in events],
+        [e.name for e in events],
+        [e.payload for e in events],
+        [e.created_at for e in events],
+    )
+
+
+class PostgresStore:
+    """The production store. One pool per runtime; the group committer borrows from it."""
+
+    def __init__(self, dsn: str, *, schema: str = "durable", pool_size: int = 10) -> None:
+        self.dsn = dsn
+        self.schema = validate_schema(schema)
+        self.channel = channel_for(self.schema)
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("store is not open; use the Runtime as `async with`")
+        return self._pool
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self.pool_size,
+            server_settings={"search_path": self.schema, "application_name": "durable"},
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def connect_listener(self) -> asyncpg.Connection:
+        """A dedicated connection for LISTEN; pool connections must not hold listeners."""
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self.dsn, server_settings={"search_path": self.schema, "application_name": "durable"}
+        )
+        return conn
+
+    async def migrate(self) -> None:
+        """Apply pending migrations under an advisory lock, so concurrent starters are safe."""
+        files = sorted(
+            (f for f in resources.files("durable.store.migrations").iterdir() if f.name.endswith(".sql")),
+            key=lambda f: f.name,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS migrations "
+                "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            applied = {r["version"] for r in await conn.fetch("SELECT version FROM migrations")}
+            for f in files:
+                version = int(f.name.split("_", 1)[0])
+                if version in applied:
+                    continue
+                await conn.execute(f.read_text())
+                await conn.execute(
+                    "INSERT INTO migrations (version, name) VALUES ($1, $2)", version, f.name
+                )
+
+    # -- runs -------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun, now: datetime) -> tuple[str, bool]:
+        deadline = now + timedelta(seconds=run.deadline_s) if run.deadline_s is not None else None
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "WITH ins AS ("
+                " INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
+                "  idempotency_key, ready_at, deadline, created_at, updated_at)"
+                " VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $7, $7)"
+                " ON CONFLICT DO NOTHING RETURNING id)"
+                " SELECT id, pg_notify($9, 'w') FROM ins",
+                run.run_id,
+                run.workflow,
+                run.version,
+                run.input,
+                run.parent_run_id,
+                run.idempotency_key,
+                now,
+                deadline,
+                self.channel,
+            )
+            if row is not None:
+                return str(row["id"]), True
+            existing = await conn.fetchval(
+                "SELECT id FROM runs WHERE id = $1 OR ($2::text IS NOT NULL AND idempotency_key = $2) "
+                "ORDER BY (id = $1) DESC LIMIT 1",
+                run.run_id,
+                run.idempotency_key,
+            )
+            if existing is None:  # pragma: no cover - a conflicting row vanished; retry once
+                return await self.create_run(run, now)
+            return str(existing), False
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        row = await self.pool.fetchrow(f"SELECT {_RUN_COLS} FROM runs WHERE id = $1", run_id)
+        return None if row is None else _record(row)
+
+    async def load_events(self, run_id: str) -> list[Event]:
+        rows = await self.pool.fetch(
+            "SELECT seq, pos, kind, name, payload, created_at FROM events WHERE run_id = $1 ORDER BY seq",
+            run_id,
+        )
+        return [
+            Event(r["seq"], r["pos"], r["kind"], r["name"], r["payload"], r["created_at"])
+            for r in rows
+        ]
+
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None,
+        status: str | None,
+        limit: int,
+        parent_run_id: str | None = None,
+    ) -> list[RunRecord]:
+        rows = await self.pool.fetch(
+            f"SELECT {_RUN_COLS} FROM runs WHERE ($1::text IS NULL OR workflow = $1) "
+            "AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR parent_run_id = $3) "
+            "ORDER BY created_at DESC, id DESC LIMIT $4",
+            workflow,
+            status,
+            parent_run_id,
+            limit,
+        )
+        return [_record(r) for r in rows]
+
+    # -- executing --------------------------------------------------------------------
+
+    async def claim(
+        self,
+        *,
+        owner: str,
+        keys: Sequence[tuple[str, str]],
+        limit: int,
+        now: datetime,
+        lease_s: float,
+        exclude: Sequence[str] = (),
+    ) -> list[ClaimedRun]:
+        if limit <= 0 or not keys:
+            return []
+        # SKIP LOCKED lets many workers claim concurrently without blocking on each
+        # other; bumping `fence` makes every write of a previous holder fail.
+        rows = await self.pool.fetch(
+            "WITH c AS ("
+            " SELECT id FROM runs"
+            " WHERE ((status IN ('pending', 'suspended') AND ready_at <= $1)"
+            "        OR (status = 'running' AND lease_until < $1))"
+            "   AND (workflow, version) IN (SELECT * FROM unnest($2::text[], $3::text[]))"
+            "   AND NOT (id = ANY($6::text[]))"
+            " ORDER BY ready_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
+            " UPDATE runs r SET status = 'running', lease_owner = $5,"
+            "  lease_until = $1 + make_interval(secs => $7), fence = r.fence + 1,"
+            "  started_at = coalesce(r.started_at, $1), updated_at = $1"
+            " FROM c WHERE r.id = c.id"
+            " RETURNING r.id, r.workflow, r.version, r.input, r.fence, r.wakeups,"
+            "  r.parent_run_id, r.started_at, r.deadline",
+            now,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            limit,
+            owner,
+            list(exclude),
+            lease_s,
+        )
+        return [
+            ClaimedRun(
+                run_id=r["id"],
+                workflow=r["workflow"],
+                version=r["version"],
+                input=r["input"],
+                fence=r["fence"],
+                wakeups=r["wakeups"],
+                parent_run_id=r["parent_run_id"],
+                started_at=r["started_at"],
+                deadline=r["deadline"],
+            )
+            for r in rows
+        ]
+
+    async def commit(self, batch: Batch) -> BatchResult:
+        """Write one group commit, retrying when PostgreSQL picked it as a deadlock victim."""
+        for attempt in range(3):
+            try:
+                return await self._commit_once(batch)
+            except asyncpg.exceptions.DeadlockDetectedError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _commit_once(self, batch: Batch) -> BatchResult:
+        """Write one group commit: events, terminal states, suspensions and lease renewals.
+
+        The run rows are locked first, in id order (so two committers cannot deadlock), and
+        each run's writes are kept only if its fence still matches and it is still running:
+        a worker that lost its lease writes nothing, without failing anyone else's rows.
+        """
+        fences: dict[str, int] = {}
+        for row in batch.events:
+            fences[row.run_id] = row.fence
+        for fin in batch.finishes:
+            fences[fin.run_id] = fin.fence
+        for sus in batch.suspends:
+            fences[sus.run_id] = sus.fence
+        for ext in batch.extends:
+            fences.setdefault(ext.run_id, ext.fence)
+        ids = sorted(fences)
+        rejected: set[str] = set()
+        closed: set[str] = set()
+        woken: set[str] = set()
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, fence, status FROM runs WHERE id = ANY($1::text[]) "
+                "ORDER BY id FOR NO KEY UPDATE",
+                ids,
+            )
+            state = {r["id"]: (r["fence"], r["status"]) for r in rows}
+            for run_id, fence in fences.items():
+                current = state.get(run_id)
+                if current is None or current[0] != fence or current[1] != "running":
+                    rejected.add(run_id)
+                    if current is not None and current[1] in TERMINAL:
+                        closed.add(run_id)
+            ev_runs: list[str] = []
+            ev_list: list[Event] = []
+            for row in batch.events:
+                if row.run_id not in rejected:
+                    ev_runs.append(row.run_id)
+                    ev_list.append(row.event)
+            finishes = [f for f in batch.finishes if f.run_id not in rejected]
+            for fin in finishes:
+                if fin.event is not None:
+                    ev_runs.append(fin.run_id)
+                    ev_list.append(fin.event)
+            if ev_list:
+                await _insert_events(conn, ev_runs, ev_list)
+            if finishes:
+                parents = await conn.fetch(
+                    "UPDATE runs r SET status = f.status, output = f.output, error = f.error,"
+                    " finished_at = $5, updated_at = $5, lease_owner = NULL, lease_until = NULL,"
+                    " ready_at = NULL, waiting_on = '{}', pending = NULL"
+                    " FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])"
+                    "  AS f(id, status, output, error)"
+                    " WHERE r.id = f.id RETURNING r.id, r.parent_run_id",
+                    [f.run_id for f in finishes],
+                    [f.status for f in finishes],
+                    [f.output for f in finishes],
+                    [f.error for f in finishes],
+                    batch.now,
+                )
+                await self._wake_parents(conn, parents, batch.now)
+                await conn.execute(
+                    "SELECT pg_notify($1, 'd:' || x) FROM unnest($2::text[]) x",
+                    self.channel,
+                    [f.run_id for f in finishes],
+                )
+            suspends = [s for s in batch.suspends if s.run_id not in rejected]
+            if suspends:
+                # A signal or child completion that raced with this suspension bumped
+                # `wakeups`; seeing a different count than at claim time wakes the run now
+                # instead of losing the wake-up.
+                woke_rows = await conn.fetch(
+                    "UPDATE runs r SET status = 'suspended', lease_owner = NULL, lease_until = NULL,"
+                    " ready_at = CASE WHEN r.wakeups <> s.seen THEN $6 ELSE s.ready_at END,"
+                    " waiting_on = string_to_array(s.waiting, chr(31)), pending = s.pending,"
+                    " updated_at = $6"
+                    " FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::bytea[], $5::bigint[])"
+                    "  AS s(id, ready_at, waiting, pending, seen)"
+                    " WHERE r.id = s.id RETURNING r.id, r.wakeups <> s.seen AS woke",
+                    [s.run_id for s in suspends],
+                    [s.ready_at for s in suspends],
+                    ["\x1f".join(s.waiting_on) for s in suspends],
+                    [s.pending for s in suspends],
+                    [s.seen_wakeups for s in suspends],
+                    batch.now,
+                )
+                woken = {r["id"] for r in woke_rows if r["woke"]}
+            extend_ids = [
+                e.run_id for e in batch.extends if e.run_id not in rejected
+            ]
+            if extend_ids:
+                await conn.execute(
+                    "UPDATE runs SET lease_until = $2 + make_interval(secs => $3)"
+                    " WHERE id = ANY($1::text[])",
+                    extend_ids,
+                    batch.now,
+                    batch.lease_s,
+                )
+        return BatchResult(rejected=rejected, woken=woken, closed=closed)
+
+    async def _wake_parents(
+        self, conn: asyncpg.Connection, children: Sequence[asyncpg.Record], now: datetime
+    ) -> None:
+        pairs = [(r["parent_run_id"], r["id"]) for r in children if r["parent_run_id"]]
+        if not pairs:
+            return
+        await conn.execute(
+            "UPDATE runs p SET wakeups = p.wakeups + 1,"
+            " ready_at = CASE WHEN p.status IN ('pending', 'suspended')"
+            "  AND ('c:' || c.child) = ANY(p.waiting_on) THEN $3 ELSE p.ready_at END"
+            " FROM unnest($1::text[], $2::text[]) AS c(parent, child)"
+            " WHERE p.id = c.parent AND p.status NOT IN ('completed', 'failed', 'cancelled')",
+            [p for p, _ in pairs],
+            [c for _, c in pairs],
+            now,
+        )
+        await conn.execute("SELECT pg_notify($1, 'w')", self.channel)
+
+    async def release(self, owner: str, run_ids: Sequence[str], now: datetime) -> None:
+        if not run_ids:
+            return
+        await self.pool.execute(
+            "UPDATE runs r SET lease_owner = NULL, lease_until = NULL, ready_at = $3, updated_at = $3,"
+            " status = CASE WHEN EXISTS (SELECT 1 FROM events e WHERE e.run_id = r.id)"
+            "  THEN 'suspended' ELSE 'pending' END"
+            " WHERE r.id = ANY($1::text[]) AND r.lease_owner = $2 AND r.status = 'running'",
+            list(run_ids),
+            owner,
+            now,
+        )
+
+    async def _lock_owned(self, conn: asyncpg.Connection, run_id: str, fence: int) -> None:
+        row = await conn.fetchrow(
+            "SELECT fence, status FROM runs WHERE id = $1 FOR NO KEY UPDATE", run_id
+        )
+        if row is None or row["fence"] != fence or row["status"] != "running":
+            raise FenceLost(f"run {run_id!r} is no longer held by this worker")
+
+    async def take_message(
+        self,
+        run_id: str,
+        fence: int,
+        kind: str,
+        name: str,
+        make_event: Callable[[bytes | None], Event],
+        now: datetime,
+    ) -> tuple[bool, bytes | None]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._lock_owned(conn, run_id, fence)
+            row = await conn.fetchrow(
+                "DELETE FROM inbox WHERE id = (SELECT id FROM inbox WHERE run_id = $1 AND kind = $2"
+                " AND name = $3 ORDER BY id LIMIT 1) RETURNING payload",
+                run_id,
+                kind,
+                name,
+            )
+            if row is None:
+                return False, None
+            payload: bytes | None = row["payload"]
+            await _insert_events(conn, [run_id], [make_event(payload)])
+            return True, payload
+
+    async def start_child(
+        self, run_id: str, fence: int, event: Event, child: NewRun, now: datetime
+    ) -> str:
+        deadline = (
+            now + timedelta(seconds=child.deadline_s) if child.deadline_s is not None else None
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._lock_owned(conn, run_id, fence)
+            await conn.execute(
+                "INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
+                " ready_at, deadline, created_at, updated_at)"
+                " VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $6, $6) ON CONFLICT DO NOTHING",
+                child.run_id,
+                child.workflow,
+                child.version,
+                child.input,
+                run_id,
+                now,
+                deadline,
+            )
+            await _insert_events(conn, [run_id], [event])
+            await conn.execute("SELECT pg_notify($1, 'w')", self.channel)
+        return child.run_id
+
+    async def child_outcome(self, run_id: str) -> ChildOutcome | None:
+        row = await self.pool.fetchrow(
+            "SELECT status, output, error FROM runs WHERE id = $1", run_id
+        )
+        if row is None:
+            return None
+        return ChildOutcome(status=row["status"], output=row["output"], error=row["error"])
+
+    async def create_hook(
+        self, run_id: str, fence: int, event: Event, token: str, name: str, now: datetime
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._lock_owned(conn, run_id, fence)
+            await conn.execute(
+                "INSERT INTO hooks (token, run_id, name, created_at) VALUES ($1, $2, $3, $4)",
+                token,
+                run_id,
+                name,
+                now,
+            )
+            await _insert_events(conn, [run_id], [event])
+
+    # -- outside input ----------------------------------------------------------------
+
+    async def _deliver(
+        self, conn: asyncpg.Connection, run_id: str, kind: str, name: str, key: str,
+        payload: bytes, now: datetime,
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO inbox (run_id, kind, name, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+            run_id,
+            kind,
+            name,
+            payload,
+            now,
+        )
+        # Bumping `wakeups` even while the run is held lets its worker notice the delivery
+        # when it suspends (see commit); ready_at wakes it only if it waits for this key.
+        await conn.execute(
+            "UPDATE runs SET wakeups = wakeups + 1,"
+            " ready_at = CASE WHEN status IN ('pending', 'suspended') AND $2 = ANY(waiting_on)"
+            "  THEN $3 ELSE ready_at END"
+            " WHERE id = $1",
+            run_id,
+            key,
+            now,
+        )
+        await conn.execute("SELECT pg_notify($1, 'w')", self.channel)
+
+    async def _status_for_update(self, conn: asyncpg.Connection, run_id: str) -> str:
+        status = await conn.fetchval(
+            "SELECT status FROM runs WHERE id = $1 FOR NO KEY UPDATE", run_id
+        )
+        if status is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        if status in TERMINAL:
+            raise RunClosed(f"run {run_id!r} is already {status}")
+        return str(status)
+
+    async def signal(self, run_id: str, name: str, payload: bytes, now: datetime) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._status_for_update(conn, run_id)
+            await self._deliver(conn, run_id, "signal", name, "s:" + name, payload, now)
+
+    async def execute_hook(self, token: str, payload: bytes, now: datetime) -> str:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT run_id, used_at FROM hooks WHERE token = $1 FOR UPDATE", token
+            )
+            if row is None:
+                raise RunNotFound("no hook with that token")
+            run_id: str = row["run_id"]
+            if row["used_at"] is not None:
+                raise RunClosed(f"the hook of run {run_id!r} was already used")
+            await self._status_for_update(conn, run_id)
+            await conn.execute("UPDATE hooks SET used_at = $2 WHERE token = $1", token, now)
+            await self._deliver(conn, run_id, "hook", token, "h:" + token, payload, now)
+            return run_id
+
+    async def cancel(self, run_id: str, now: datetime) -> list[str]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._status_for_update(conn, run_id)
+            rows = await conn.fetch(
+                "WITH RECURSIVE tree AS ("
+                " SELECT id FROM runs WHERE id = $1"
+                " UNION ALL SELECT r.id FROM runs r JOIN tree t ON r.parent_run_id = t.id)"
+                " UPDATE runs r SET status = 'cancelled', error = 'cancelled', finished_at = $2,"
+                "  updated_at = $2, lease_owner = NULL, lease_until = NULL, ready_at = NULL,"
+                "  waiting_on = '{}', pending = NULL"
+                " FROM tree WHERE r.id = tree.id"
+                "  AND r.status NOT IN ('completed', 'failed', 'cancelled')"
+                " RETURNING r.id, r.parent_run_id",
+                run_id,
+                now,
+            )
+            ids = [r["id"] for r in rows]
+            # The cancelled runs' rows are locked by the UPDATE above, so no worker can
+            # append concurrently and max(seq) + 1 is the next free sequence number.
+            await conn.execute(
+                "INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at)"
+                " SELECT x, coalesce((SELECT max(seq) FROM events e WHERE e.run_id = x), 0) + 1,"
+                "  $2, $3, '', NULL, $4 FROM unnest($1::text[]) x",
+                ids,
+                RUN_POS,
+                EventKind.RUN_CANCELLED.value,
+                now,
+            )
+            await self._wake_parents(conn, [r for r in rows if r["id"] == run_id], now)
+            await conn.execute(
+                "SELECT pg_notify($1, 'x:' || x), pg_notify($1, 'd:' || x) FROM unnest($2::text[]) x",
+                self.channel,
+                ids,
+            )
+            return ids
+
+    async def next_ready_at(self, keys: Sequence[tuple[str, str]]) -> datetime | None:
+        if not keys:
+            return None
+        value: Any = await self.pool.fetchval(
+            "SELECT least("
+            " (SELECT min(ready_at) FROM runs WHERE status IN ('pending', 'suspended')"
+            "   AND (workflow, version) IN (SELECT * FROM unnest($1::text[], $2::text[]))),"
+            " (SELECT min(lease_until) FROM runs WHERE status = 'running'"
+            "   AND (workflow, version) IN (SELECT * FROM unnest($1::text[], $2::text[]))))",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        return value if isinstance(value, datetime) else None

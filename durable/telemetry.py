@@ -1,0 +1,38 @@
+"""OpenTelemetry spans for run attempts and steps; no-ops unless an SDK is configured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import trace
+
+_tracer = trace.get_tracer("durable")
+
+
+class RunTelemetry:
+    """Span helpers bound to one run, so every span carries the same identifying attributes."""
+
+    __slots__ = ("_attrs",)
+
+    def __init__(self, workflow: str, version: str, run_id: str) -> None:
+        self._attrs = {
+            "durable.workflow": workflow,
+            "durable.version": version,
+            "durable.run_id": run_id,
+        }
+
+    @contextmanager
+    def attempt(self) -> Iterator[trace.Span]:
+        with _tracer.start_as_current_span(
+            f"durable.run {self._attrs['durable.workflow']}", attributes=self._attrs
+        ) as span:
+            yield span
+
+    @contextmanager
+    def step(self, name: str, attempt: int) -> Iterator[trace.Span]:
+        with _tracer.start_as_current_span(
+            f"durable.step {name}",
+            attributes={**self._attrs, "durable.step": name, "durable.attempt": attempt},
+        ) as span:
+            yield span

@@ -1,0 +1,1 @@
+"""The executor: claiming runs, driving their workflow code, committing their history."""

@@ -1,0 +1,419 @@
+"""One run's execution on this worker: drives its workflow coroutine and does its I/O.
+
+The coroutine runs as an ordinary task on the service's loop. The execution watches it:
+when it finishes the run is finished; when every operation it has issued is waiting on
+something outside (a timer, a signal, a child) the run suspends and its slot is freed,
+while the live coroutine may stay in the sticky cache to resume without replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from durable import codec
+from durable.context import Context
+from durable.core.events import RUN_POS, Event, EventKind, OpKind
+from durable.core.history import History
+from durable.errors import (
+    FenceLost,
+    NonDeterminismError,
+    PayloadTooLarge,
+    SerializationError,
+    WorkflowCancelled,
+)
+from durable.store.base import ChildOutcome, ClaimedRun, Finish, NewRun, Suspend
+from durable.telemetry import RunTelemetry
+from durable.workflow import WorkflowDef
+
+if TYPE_CHECKING:
+    from durable.worker.executor import Executor
+
+log = logging.getLogger("durable.worker")
+
+# How many loop iterations an apparently idle run must stay idle before it suspends.
+# Tasks that `gather` just created, and results travelling up nested gathers, need a
+# few iterations to show activity; workflow code does no I/O of its own, so a run that
+# shows none for this many iterations is waiting only on what its ctx calls wait on.
+_IDLE_SPINS = 16
+
+
+class RunAborted(BaseException):  # noqa: N818 - control flow, not an error users see
+    """Unwinds workflow code when the execution must stop (lease lost, evicted, limit hit).
+
+    A BaseException so that `except Exception` in workflow code cannot swallow it.
+    """
+
+
+class PendingWait(msgspec.Struct, frozen=True):
+    """What a suspended run waits on, as shown in `RunInfo.pending`."""
+
+    kind: str
+    name: str
+    until: datetime | None = None
+
+
+class RunExecution:
+    """The live state of one run on this worker."""
+
+    def __init__(self, executor: Executor, claimed: ClaimedRun, defn: WorkflowDef, history: History) -> None:
+        self.executor = executor
+        self.store = executor.store
+        self.run_id = claimed.run_id
+        self.parent_run_id = claimed.parent_run_id
+        self.defn = defn
+        self.fence = claimed.fence
+        self.wakeups = claimed.wakeups
+        self.deadline = claimed.deadline
+        self.input = claimed.input
+        self.history = history
+        self.next_seq = history.last_seq + 1
+        self.replaying = len(history) > 0
+        self.buffer: list[Event] = []
+        self.active = 0
+        self.progress = 0
+        self.dead = False
+        self.closing = False
+        self.failure: str | None = None
+        self.failure_event = True
+        self._parked: dict[int, tuple[asyncio.Future[None], PendingWait, str | None]] = {}
+        self._idle = asyncio.Event()
+        self.task: asyncio.Task[Any] | None = None
+        self.telemetry = RunTelemetry(defn.name, defn.version, self.run_id)
+        self.ctx = Context(self)
+
+    # -- helpers for Context ----------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.executor.clock.now()
+
+    @contextlib.contextmanager
+    def op(self) -> Iterator[None]:
+        """Marks a ctx operation as running; the run cannot suspend while any is."""
+        if self.dead:
+            raise RunAborted
+        self.active += 1
+        self.progress += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self.progress += 1
+            if self.active == 0:
+                self._idle.set()
+
+    def history_at(self, pos: int, kind: OpKind, name: str) -> Sequence[Event]:
+        try:
+            return self.history.at(pos, kind, name)
+        except NonDeterminismError as exc:
+            # Parks the run whatever the workflow does with the exception afterwards.
+            self.failure = f"NonDeterminismError: {exc}"
+            self.failure_event = False
+            raise NonDeterminismError(f"run {self.run_id!r} of workflow {self.defn.name!r}: {exc}") from None
+
+    def going_live(self) -> None:
+        self.replaying = False
+
+    def event(self, pos: int, kind: EventKind, name: str, payload: bytes | None) -> Event:
+        seq = self.next_seq
+        limit = self.defn.max_events
+        if limit is not None and seq > limit:
+            self.failure = f"max_events exceeded: the run reached its limit of {limit} events"
+            raise RunAborted
+        self.next_seq = seq + 1
+        return Event(seq, pos, kind.value, name, payload, self.now())
+
+    def record(self, event: Event) -> None:
+        """Keep an event to be written with the run's next commit."""
+        self.buffer.append(event)
+
+    def check_limits(self) -> None:
+        if self.deadline is not None and self.now() >= self.deadline:
+            self.failure = (
+                f"execution_timeout exceeded: the run passed its limit of "
+                f"{self.defn.execution_timeout}s"
+            )
+            raise RunAborted
+
+    def check_payload(self, data: bytes, what: str) -> None:
+        limit = self.executor.max_payload
+        if limit is not None and len(data) > limit:
+            raise PayloadTooLarge(f"{what} is {len(data)} bytes, over the limit of {limit} bytes")
+
+    async def append(self, event: Event) -> None:
+        """Write `event` (and anything buffered before it) durably, via group commit."""
+        events = [*self.buffer, event]
+        self.buffer = []
+        await self._submit(events=events)
+
+    async def flush(self) -> None:
+        if self.buffer:
+            events = self.buffer
+            self.buffer = []
+            await self._submit(events=events)
+
+    async def _submit(self, **kwargs: Any) -> bool:
+        if self.dead:
+            raise RunAborted
+        try:
+            accepted, closed, woken = await self.executor.committer.submit(
+                self.run_id, self.fence, **kwargs
+            )
+        except Exception as exc:
+            log.warning("run %s: write failed, abandoning this attempt: %s", self.run_id, exc)
+            self.abandon()
+            raise RunAborted from exc
+        if not accepted:
+            if closed:
+                self.closing = True
+            self.abandon()
+            raise RunAborted
+        return woken
+
+    def abandon(self) -> None:
+        """Stop writing for this run; another worker (or a later claim) continues it."""
+        self.dead = True
+        self._idle.set()
+
+    async def _guard(self, call: Any) -> Any:
+        if self.dead:
+            raise RunAborted
+        await self.flush()
+        try:
+            return await call
+        except FenceLost:
+            self.abandon()
+            raise RunAborted from None
+
+    async def take_message(
+        self, kind: str, name: str, make_event: Callable[[bytes | None], Event]
+    ) -> tuple[bool, bytes | None]:
+        result: tuple[bool, bytes | None] = await self._guard(
+            self.store.take_message(self.run_id, self.fence, kind, name, make_event, self.now())
+        )
+        return result
+
+    async def create_hook(self, event: Event, token: str, name: str) -> None:
+        await self._guard(
+            self.store.create_hook(self.run_id, self.fence, event, token, name, self.now())
+        )
+
+    async def start_child(self, event: Event, defn: WorkflowDef, child_id: str, data: bytes) -> None:
+        child = NewRun(
+            run_id=child_id,
+            workflow=defn.name,
+            version=defn.version,
+            input=data,
+            created_at=self.now(),
+            parent_run_id=self.run_id,
+            deadline_s=defn.execution_timeout,
+        )
+        await self._guard(self.store.start_child(self.run_id, self.fence, event, child, self.now()))
+
+    async def child_outcome(self, run_id: str) -> ChildOutcome | None:
+        outcome: ChildOutcome | None = await self._guard(self.store.child_outcome(run_id))
+        return outcome
+
+    def resolve_workflow(self, workflow: WorkflowDef | str) -> WorkflowDef:
+        return self.executor.resolve(workflow)
+
+    def new_run_id(self) -> str:
+        return uuid.uuid4().hex
+
+    async def park(
+        self, pos: int, kind: str, name: str, until: datetime | None, key: str | None
+    ) -> None:
+        """Wait until the run is woken again; the run may suspend meanwhile."""
+        if self.closing:
+            raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._parked[pos] = (future, PendingWait(kind, name, until), key)
+        self.active -= 1
+        self.progress += 1
+        if self.active == 0:
+            self._idle.set()
+        try:
+            await future
+        finally:
+            self._parked.pop(pos, None)
+            self.active += 1
+            self.progress += 1
+        if self.dead:
+            raise RunAborted
+        self.check_limits()
+
+    async def wait_until(self, pos: int, kind: str, name: str, until: datetime) -> None:
+        while self.now() < until:
+            await self.park(pos, kind, name, until, None)
+
+    # -- driving ----------------------------------------------------------------------
+
+    async def _main(self) -> Any:
+        value = self.defn.convert_input(codec.decode(self.input))
+        return await self.defn.fn(self.ctx, value)
+
+    def resume(self, claimed: ClaimedRun) -> None:
+        """Take a sticky run back after a new claim: new fence, wake every parked wait."""
+        self.fence = claimed.fence
+        self.wakeups = claimed.wakeups
+        for future, _, _ in list(self._parked.values()):
+            if not future.done():
+                future.set_result(None)
+
+    async def drive(self) -> str:
+        """Run until the workflow finishes, suspends or must be abandoned.
+
+        Returns "finished", "suspended" or "abandoned".
+        """
+        with self.telemetry.attempt():
+            if self.task is None:
+                self.task = asyncio.create_task(self._main(), name=f"durable-run-{self.run_id}")
+                self.task.add_done_callback(lambda _t: self._idle.set())
+            try:
+                self.check_limits()
+            except RunAborted:
+                return await self._finish()
+            while True:
+                await self._idle.wait()
+                self._idle.clear()
+                if self.dead:
+                    return "abandoned"
+                if self.closing and self.task.done():
+                    return "finished"
+                if self.failure is not None:
+                    return await self._finish()
+                if self.task.done():
+                    return await self._finish()
+                if self.active == 0 and self._parked and await self._stays_idle():
+                    return await self._suspend()
+
+    async def _stays_idle(self) -> bool:
+        mark = self.progress
+        for _ in range(_IDLE_SPINS):
+            await asyncio.sleep(0)
+            if self.progress != mark or self.active or self.dead or (self.task and self.task.done()):
+                self._idle.set()
+                return False
+        return True
+
+    async def _suspend(self) -> str:
+        waits = [(w, key) for _, w, key in self._parked.values()]
+        times = [w.until for w, _ in waits if w.until is not None]
+        if self.deadline is not None:
+            times.append(self.deadline)
+        ready_at = min(times) if times else None
+        suspend = Suspend(
+            run_id=self.run_id,
+            fence=self.fence,
+            ready_at=ready_at,
+            waiting_on=[key for _, key in waits if key is not None],
+            pending=codec.encode([w for w, _ in waits]),
+            seen_wakeups=self.wakeups,
+        )
+        events = self.buffer
+        self.buffer = []
+        try:
+            woken = await self._submit(events=events, suspend=suspend)
+        except RunAborted:
+            return "abandoned"
+        if ready_at is not None:
+            self.executor.note_wake_at(ready_at)
+        if woken:
+            self.executor.poke()
+        return "suspended"
+
+    async def _finish(self) -> str:
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+        if self.dead or self.closing:
+            return "abandoned" if self.dead else "finished"
+        finish: Finish
+        events: list[Event] = []
+        if self.failure is not None:
+            event = None
+            if self.failure_event:
+                events = self.buffer
+                event = self.event_unchecked(EventKind.RUN_FAILED, codec.encode(self.failure))
+            finish = Finish(self.run_id, self.fence, "failed", None, self.failure, event)
+        else:
+            assert task is not None
+            if task.cancelled():
+                return "abandoned"
+            exc = task.exception()
+            if isinstance(exc, RunAborted):
+                return "abandoned"
+            events = self.buffer
+            if exc is None:
+                finish = self._completed(task.result())
+                if self.failure is not None and not self.failure_event:
+                    events = []
+            else:
+                error = f"{type(exc).__name__}: {exc}"
+                finish = Finish(
+                    self.run_id, self.fence, "failed", None, error,
+                    self.event_unchecked(EventKind.RUN_FAILED, codec.encode(error)),
+                )
+        self.buffer = []
+        try:
+            await self._submit(events=events, finish=finish)
+        except RunAborted:
+            return "abandoned"
+        return "finished"
+
+    def _completed(self, result: Any) -> Finish:
+        missing = self.history.unvisited_after(self.ctx._pos)
+        if missing:
+            first = missing[0]
+            self.failure = (
+                f"NonDeterminismError: run {self.run_id!r} of workflow {self.defn.name!r} "
+                f"finished without reaching history position {first.pos} "
+                f"({first.kind} {first.name!r}, seq {first.seq})"
+            )
+            self.failure_event = False
+            return Finish(self.run_id, self.fence, "failed", None, self.failure, None)
+        try:
+            output = codec.encode(result, what=f"result of workflow {self.defn.name!r}")
+            self.check_payload(output, f"result of workflow {self.defn.name!r}")
+        except (SerializationError, PayloadTooLarge) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            return Finish(
+                self.run_id, self.fence, "failed", None, error,
+                self.event_unchecked(EventKind.RUN_FAILED, codec.encode(error)),
+            )
+        return Finish(
+            self.run_id, self.fence, "completed", output, None,
+            self.event_unchecked(EventKind.RUN_COMPLETED, None),
+        )
+
+    def event_unchecked(self, kind: EventKind, payload: bytes | None) -> Event:
+        seq = self.next_seq
+        self.next_seq += 1
+        return Event(seq, RUN_POS, kind.value, "", payload, self.now())
+
+    def evict(self) -> None:
+        """Drop the live coroutine; the next claim replays from history instead."""
+        self.dead = True
+        self._idle.set()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        for future, _, _ in list(self._parked.values()):
+            if not future.done():
+                future.cancel()
+
+    def cancel_by_user(self) -> None:
+        """The run was cancelled: deliver CancelledError into the workflow for its cleanup.
+
+        Cleanup code may still run steps (unrecorded); waits raise WorkflowCancelled.
+        """
+        self.closing = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self._idle.set()

@@ -1,0 +1,191 @@
+"""`@workflow`: a workflow's definition, its input schema handling, and the registry."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+import msgspec
+
+from durable.durations import parse_duration
+from durable.errors import ValidationError, WorkflowNotFound
+from durable.retry import DEFAULT_RETRY, RetryPolicy
+
+if TYPE_CHECKING:
+    from durable.context import Context
+    from durable.schedules import Schedule
+
+WorkflowFn = Callable[..., Awaitable[Any]]
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural ordering, so version "10" is newer than "9" and "2.0" newer than "1.10"."""
+    parts = re.findall(r"\d+|[^\d]+", version)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def check_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise ValidationError(f"invalid {what} {name!r}: must be a non-empty string without NUL")
+    return name
+
+
+class WorkflowDef:
+    """A registered workflow: the function plus everything the engine needs to run it."""
+
+    def __init__(
+        self,
+        fn: WorkflowFn,
+        *,
+        name: str | None = None,
+        version: str = "1",
+        schema: Any = None,
+        schedules: Sequence[Schedule] = (),
+        retry_policy: RetryPolicy | None = None,
+        max_events: int | None = None,
+        execution_timeout: Any = None,
+    ) -> None:
+        self.fn = fn
+        self.name = check_name(name or fn.__name__, "workflow name")
+        self.version = check_name(str(version), "workflow version")
+        self.schema = schema
+        self.schedules = list(schedules)
+        self.retry_policy = retry_policy or DEFAULT_RETRY
+        if max_events is not None and (not isinstance(max_events, int) or max_events < 1):
+            raise ValueError(f"invalid max_events {max_events!r}: must be an int >= 1")
+        self.max_events = max_events
+        self.execution_timeout = (
+            None if execution_timeout is None else parse_duration(execution_timeout)
+        )
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.__wrapped__ = fn
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.version)
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.name!r} version {self.version!r}>"
+
+    async def __call__(self, ctx: Context, input: Any) -> Any:
+        return await self.fn(ctx, input)
+
+    def validate_input(self, value: Any) -> Any:
+        """Check `value` against the schema; return what to encode. Raises ValidationError."""
+        schema = self.schema
+        if schema is None:
+            return value
+        try:
+            if _is_pydantic(schema):
+                model = value if isinstance(value, schema) else schema.model_validate(value)
+                return model.model_dump(mode="json")
+            if isinstance(schema, type) and isinstance(value, schema):
+                return value
+            return msgspec.convert(value, schema, strict=False)
+        except (msgspec.ValidationError, TypeError, ValueError) as exc:
+            raise ValidationError(f"invalid input for workflow {self.name!r}: {exc}") from exc
+
+    def convert_input(self, decoded: Any) -> Any:
+        """Turn the stored (decoded) input into what the workflow function receives."""
+        schema = self.schema
+        if schema is None:
+            return decoded
+        if _is_pydantic(schema):
+            return schema.model_validate(decoded)
+        return msgspec.convert(decoded, schema, strict=False)
+
+
+def _is_pydantic(schema: Any) -> bool:
+    return isinstance(schema, type) and hasattr(schema, "model_validate")
+
+
+@overload
+def workflow(fn: WorkflowFn, /) -> WorkflowDef: ...
+
+
+@overload
+def workflow(
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str = "1",
+    schema: Any = None,
+    schedules: Sequence[Schedule] = (),
+    retry_policy: RetryPolicy | None = None,
+    max_events: int | None = None,
+    execution_timeout: Any = None,
+) -> Callable[[WorkflowFn], WorkflowDef]: ...
+
+
+def workflow(
+    fn: WorkflowFn | None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str = "1",
+    schema: Any = None,
+    schedules: Sequence[Schedule] = (),
+    retry_policy: RetryPolicy | None = None,
+    max_events: int | None = None,
+    execution_timeout: Any = None,
+) -> WorkflowDef | Callable[[WorkflowFn], WorkflowDef]:
+    """Declare an `async def (ctx, input)` as a durable workflow.
+
+    Usable bare (`@workflow`) or with options (`@workflow(version="2", schema=Order)`).
+    """
+
+    def wrap(f: WorkflowFn) -> WorkflowDef:
+        return WorkflowDef(
+            f,
+            name=name,
+            version=version,
+            schema=schema,
+            schedules=schedules,
+            retry_policy=retry_policy,
+            max_events=max_events,
+            execution_timeout=execution_timeout,
+        )
+
+    if fn is not None:
+        return wrap(fn)
+    return wrap
+
+
+class Registry:
+    """The workflows one runtime can start and execute: several versions per name."""
+
+    def __init__(self, workflows: Iterable[WorkflowDef] = ()) -> None:
+        self._by_name: dict[str, dict[str, WorkflowDef]] = {}
+        for w in workflows:
+            self.register(w)
+
+    def register(self, defn: WorkflowDef) -> None:
+        if not isinstance(defn, WorkflowDef):
+            raise TypeError(f"{defn!r} is not a @workflow; decorate it with @durable.workflow")
+        self._by_name.setdefault(defn.name, {})[defn.version] = defn
+
+    def get(self, name: str, version: str | None = None) -> WorkflowDef:
+        versions = self._by_name.get(name)
+        if not versions:
+            raise WorkflowNotFound(f"no workflow named {name!r} is registered")
+        if version is None:
+            return versions[max(versions, key=_version_key)]
+        defn = versions.get(version)
+        if defn is None:
+            raise WorkflowNotFound(
+                f"workflow {name!r} has no registered version {version!r} "
+                f"(registered: {sorted(versions, key=_version_key)})"
+            )
+        return defn
+
+    def find(self, name: str, version: str) -> WorkflowDef | None:
+        return self._by_name.get(name, {}).get(version)
+
+    def keys(self) -> list[tuple[str, str]]:
+        return [(n, v) for n, vs in self._by_name.items() for v in vs]
+
+    def all(self) -> list[WorkflowDef]:
+        return [d for vs in self._by_name.values() for d in vs.values()]
