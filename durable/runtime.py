@@ -483,3 +483,23 @@ class Runtime:
             for e in events
             if e.kind == EventKind.EVENT_EMITTED
         ]
+
+    # -- schedules (implemented in durable.schedules) ----------------------------------
+
+    async def list_schedules(self) -> list[Any]:
+        """Every schedule known to the database, with its next fire time and paused flag."""
+        from durable.schedules import ScheduleAdmin
+
+        return await ScheduleAdmin(self).list()
+
+    async def pause_schedule(self, name: str) -> None:
+        """Stop a schedule from firing until resumed (survives restarts)."""
+        from durable.schedules import ScheduleAdmin
+
+        await ScheduleAdmin(self).pause(name)
+
+    async def resume_schedule(self, name: str) -> None:
+        """Let a paused schedule fire again, from its next tick on."""
+        from durable.schedules import ScheduleAdmin
+
+        await ScheduleAdmin(self).resume(name)

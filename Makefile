@@ -1,0 +1,67 @@
+# Every target is documented with a `## ` comment; `make` alone prints them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+PYTEST := $(VENV)/bin/pytest
+RUFF   := $(VENV)/bin/ruff
+MYPY   := $(VENV)/bin/mypy
+# Reinstall only when the project's metadata changed: keeps `make install` quick.
+STAMP  := $(VENV)/.durable-installed
+# Lint only the folders that exist yet (ruff errors on missing paths).
+LINT_PATHS := $(wildcard durable tests benchmarks examples)
+
+.PHONY: help install demo test test-faults chaos lint typecheck format bench bench-smoke \
+	db-up db-down clean
+
+help: ## Show this list of targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
+		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv if missing and install durable with its dev tools (editable)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet -e '.[dev]'
+	@touch $@
+
+demo: install ## Run the quickstart example against an embedded or DURABLE_DSN Postgres
+	$(PY) examples/quickstart.py
+
+test: install ## Run the test suite (real Postgres: DURABLE_TEST_DSN, localhost:5432 or embedded)
+	$(PYTEST) -q
+
+test-faults: install ## Run the long fault-injection (chaos) tests only
+	$(PYTEST) -q -m faults
+
+chaos: test-faults ## Alias of test-faults
+
+lint: install ## ruff check + ruff format --check + mypy --strict
+	$(RUFF) check $(LINT_PATHS)
+	$(RUFF) format --check durable
+	$(MYPY) --strict durable
+
+typecheck: install ## mypy --strict over the durable package
+	$(MYPY) --strict durable
+
+format: install ## Apply ruff's formatter and safe autofixes
+	$(RUFF) format $(LINT_PATHS)
+	$(RUFF) check --fix $(LINT_PATHS)
+
+bench: install ## Run the full benchmarks (one JSON line per result)
+	$(PY) benchmarks/run.py
+
+bench-smoke: install ## Run the benchmarks at smoke size (as CI would)
+	$(PY) benchmarks/run.py --smoke
+
+db-up: install ## Start (or reuse) the local throwaway Postgres and print its DSN
+	$(PY) -m durable.embedded start
+
+db-down: install ## Stop the local throwaway Postgres (its data is kept)
+	$(PY) -m durable.embedded stop
+
+clean: ## Remove caches and build output (keeps .venv and Postgres data)
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +

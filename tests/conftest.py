@@ -1,0 +1,106 @@
+"""Shared fixtures: one real PostgreSQL per test session, one fresh schema per test.
+
+The DSN is resolved once per session, in this order:
+
+1. ``$DURABLE_TEST_DSN`` when set (nothing is probed: a wrong value should fail loudly);
+2. ``postgresql://postgres@127.0.0.1:5432/postgres`` when a connection succeeds
+   within ~2 s (CI and the development machines run such a server);
+3. a throwaway server from :mod:`durable.embedded` in a temporary directory, stopped
+   and deleted at the end of the session.
+
+Each test isolates itself with its own schema (``schema`` fixture) instead of its
+own database, which keeps setup to a name and teardown to one ``DROP SCHEMA``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PROBE_TIMEOUT_S = 2.0
+
+
+async def _can_connect(dsn: str, timeout: float) -> bool:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+    except Exception:  # refused, timed out, auth failed...: any failure means "no"
+        return False
+    await conn.close()
+    return True
+
+
+def _probe(dsn: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    # A private thread and loop: session fixtures are set up outside any test loop,
+    # and this keeps pytest-asyncio's own loops untouched.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, _can_connect(dsn, timeout)).result()
+
+
+def _reachable_tmpdir(prefix: str) -> Path:
+    """A temporary directory that an unprivileged server user can traverse.
+
+    pytest's own tmp dirs are mode 0700 under /tmp/pytest-of-root, which the
+    ``postgres`` user cannot enter when the suite runs as root.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """DSN of the PostgreSQL server the whole session uses (see module docstring)."""
+    explicit = os.environ.get("DURABLE_TEST_DSN")
+    if explicit:
+        yield explicit
+        return
+    if _probe(LOCAL_DSN):
+        yield LOCAL_DSN
+        return
+
+    from durable import embedded
+
+    try:
+        embedded.find_bindir()
+    except embedded.EmbeddedPostgresError as exc:
+        pytest.fail(f"no test database: {LOCAL_DSN} is unreachable and {exc}")
+    base = _reachable_tmpdir("durable-test-pg-")
+    data_dir = base / "pg"
+    try:
+        yield embedded.ensure_server(data_dir)
+    finally:
+        embedded.stop_server(data_dir)
+        shutil.rmtree(embedded.resolve_data_dir(data_dir), ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dsn(pg_dsn: str) -> str:
+    """Alias of ``pg_dsn``."""
+    return pg_dsn
+
+
+@pytest.fixture
+async def schema(pg_dsn: str) -> AsyncIterator[str]:
+    """A schema name unique to this test, dropped (with everything in it) afterwards.
+
+    The schema is not created here: ``Runtime(schema=...)`` and the store's
+    migrations create it, which is part of what the tests exercise.
+    """
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    yield name
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        await conn.close()

@@ -1,0 +1,129 @@
+"""The embedded PostgreSQL helper really starts, serves, is reused and stops.
+
+These tests start their own throwaway servers (independent of the session's
+``pg_dsn``) and are skipped only on a machine with no PostgreSQL binaries at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from durable import embedded
+
+
+def _binaries_available() -> bool:
+    try:
+        embedded.find_bindir()
+    except embedded.EmbeddedPostgresError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(
+    not _binaries_available(), reason="no PostgreSQL server binaries on this machine"
+)
+
+is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data dir path the server user can reach even when the tests run as root."""
+    base = Path(tempfile.mkdtemp(prefix="durable-embedded-test-"))
+    base.chmod(0o755)
+    path = base / "pg"
+    yield path
+    embedded.stop_server(path)
+    shutil.rmtree(embedded.resolve_data_dir(path), ignore_errors=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+async def _select_one(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        value: int = await conn.fetchval("select 1")
+        return value
+    finally:
+        await conn.close()
+
+
+async def test_start_connect_reuse_stop(data_dir: Path) -> None:
+    assert embedded.server_status(data_dir) is None
+
+    dsn = await asyncio.to_thread(embedded.ensure_server, data_dir)
+    assert dsn.startswith("postgresql://postgres@127.0.0.1:")
+    assert await _select_one(dsn) == 1
+    assert (data_dir / "PG_VERSION").is_file()
+    assert embedded.resolve_data_dir(data_dir) == data_dir
+
+    # A second call finds the running server instead of starting another.
+    assert await asyncio.to_thread(embedded.ensure_server, data_dir) == dsn
+    assert embedded.server_status(data_dir) == dsn
+
+    assert await asyncio.to_thread(embedded.stop_server, data_dir) is True
+    assert embedded.server_status(data_dir) is None
+    assert await asyncio.to_thread(embedded.stop_server, data_dir) is False
+
+    # Restarting keeps the data directory and the port, hence the DSN.
+    assert await asyncio.to_thread(embedded.ensure_server, data_dir) == dsn
+    assert await _select_one(dsn) == 1
+
+
+@pytest.mark.skipif(not is_root, reason="only root needs an unprivileged server user")
+async def test_root_unreachable_dir_falls_back(tmp_path: Path) -> None:
+    # pytest's tmp_path lives under a 0700 root-owned directory: unreachable.
+    requested = tmp_path / "pg"
+    actual = embedded.resolve_data_dir(requested)
+    assert actual != requested
+    try:
+        dsn = await asyncio.to_thread(embedded.ensure_server, requested)
+        assert await _select_one(dsn) == 1
+        assert (actual / "PG_VERSION").stat().st_uid != 0
+        assert embedded.server_status(requested) == dsn
+    finally:
+        embedded.stop_server(requested)
+        shutil.rmtree(actual, ignore_errors=True)
+        (actual.parent / f".{actual.name}.lock").unlink(missing_ok=True)
+
+
+def test_cli_start_status_stop(data_dir: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "durable.embedded", *args, "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    assert cli("status").returncode == 3
+    started = cli("start")
+    assert started.returncode == 0, started.stderr
+    dsn = started.stdout.strip()
+    assert dsn.startswith("postgresql://")
+    assert str(data_dir) in started.stderr  # says where the data lives
+    status = cli("status")
+    assert (status.returncode, status.stdout.strip()) == (0, dsn)
+    assert cli("stop").returncode == 0
+    assert cli("status").returncode == 3
+
+
+def test_default_data_dir_follows_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DURABLE_DATA_DIR", "/srv/d")
+    assert embedded.default_data_dir() == Path("/srv/d")
+    monkeypatch.delenv("DURABLE_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", "/xdg")
+    assert embedded.default_data_dir() == Path("/xdg/durable/pg")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert embedded.default_data_dir() == Path("/home/someone/.local/share/durable/pg")
