@@ -215,8 +215,6 @@ class Context:
                 except (StepFailed, asyncio.CancelledError):
                     raise
                 except Exception as exc:
-                    if x.is_internal(exc):
-                        raise
                     final = attempts >= policy.max_attempts or not policy.is_retryable(exc)
                     retry_at = None if final else x.now() + timedelta(
                         seconds=policy.delay_after(attempts)
