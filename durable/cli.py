@@ -1,0 +1,716 @@
+"""The `durable` command: run a worker, inspect and steer runs, manage schedules.
+
+    durable [--dsn DSN] [--schema NAME] COMMAND ...
+
+The DSN defaults to ``$DURABLE_DSN``. Exit status: 0 on success, 1 with a one-line
+reason on stderr when the command fails (unknown run, closed run, database
+unreachable...), 2 for usage errors. The DSN's password is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import logging
+import os
+import re
+import signal
+import sys
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+from durable.errors import DurableError
+from durable.runtime import Event, RunInfo, RunStatus, Runtime
+from durable.workflow import WorkflowDef
+
+log = logging.getLogger("durable.cli")
+
+PROG = "durable"
+DEFAULT_SCHEMA = "durable"
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: Longest rendering of a payload in human output (`--json` is never shortened).
+SHORT_PAYLOAD = 80
+LONG_PAYLOAD = 1000
+
+
+class CliError(Exception):
+    """An expected failure: reported as one line on stderr, with an exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+_secrets: set[str] = set()
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def _remember_secrets(dsn: str) -> None:
+    """Note the DSN's password so that no output of this process can show it."""
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(dsn)
+        if parts.password:
+            _secrets.add(parts.password)
+            _secrets.add(unquote(parts.password))
+    for m in _KEYWORD_PASSWORD.finditer(dsn):
+        _secrets.add(m.group(2).strip("'"))
+    for m in re.finditer(r"[?&]password=([^&#]*)", dsn, re.IGNORECASE):
+        _secrets.add(m.group(1))
+        _secrets.add(unquote(m.group(1)))
+    _secrets.discard("")
+
+
+def _scrub(text: str) -> str:
+    """`text` with every known secret replaced by ``***``."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password (URL or keyword form), fit for logs."""
+    if "://" in dsn:
+        try:
+            parts = urlsplit(dsn)
+            netloc = parts.netloc
+            if "@" in netloc:
+                creds, host = netloc.rsplit("@", 1)
+                user = creds.split(":", 1)[0]
+                netloc = f"{user}@{host}" if user else host
+            query = _QUERY_PASSWORD.sub(r"\1***", "?" + parts.query)[1:] if parts.query else ""
+            return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        except ValueError:
+            return "<unparseable DSN>"
+    return _KEYWORD_PASSWORD.sub(r"\1***", dsn)
+
+
+class _ScrubbingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return _scrub(super().format(record))
+
+
+def _setup_logging(level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+# -- formatting ------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_scrub(text).split())
+
+
+def _fmt_time(value: Any, timespec: str = "seconds") -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec=timespec)
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def _to_json_value(value: Any) -> Any:
+    try:
+        return msgspec.to_builtins(value)
+    except TypeError:
+        return repr(value)
+
+
+def _compact(value: Any, limit: int = SHORT_PAYLOAD) -> str:
+    """A short one-line rendering of a decoded payload (JSON when possible)."""
+    try:
+        text = msgspec.json.encode(msgspec.to_builtins(value)).decode()
+    except (TypeError, ValueError, msgspec.EncodeError):
+        text = repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _dump_json(value: Any) -> str:
+    data = msgspec.json.encode(msgspec.to_builtins(value))
+    return msgspec.json.format(data, indent=2).decode()
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    body = [list(r) for r in rows]
+    widths = [len(h) for h in headers]
+    for row in body:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in [list(headers), *body]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+# -- arguments -------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _json_payload(text: str) -> Any:
+    try:
+        return msgspec.json.decode(text.encode())
+    except msgspec.DecodeError as exc:
+        raise CliError(f"invalid JSON payload {text!r}: {exc}", EXIT_USAGE) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run and inspect durable workflows on PostgreSQL.",
+    )
+    parser.add_argument(
+        "--dsn",
+        default=None,
+        help="PostgreSQL DSN (default: $DURABLE_DSN)",
+    )
+    parser.add_argument(
+        "--schema",
+        default=None,
+        help=f"database schema holding durable's tables (default: {DEFAULT_SCHEMA})",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("worker", help="execute runs of the workflows found in APP")
+    p.add_argument("app", metavar="APP", help="`module` or `module:attr` to load workflows from")
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=None,
+        help="most runs executing at once (default: 100, or the app Runtime's)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level on stderr (default: INFO)",
+    )
+    p.set_defaults(handler=_cmd_worker)
+
+    runs = sub.add_parser("runs", help="list or show runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
+    p = runs_sub.add_parser("list", help="list runs, newest first")
+    p.add_argument("--workflow", default=None, help="only runs of this workflow name")
+    p.add_argument(
+        "--status",
+        default=None,
+        choices=[s.value for s in RunStatus],
+        help="only runs with this status",
+    )
+    p.add_argument("--limit", type=_positive_int, default=100, help="at most N runs (default 100)")
+    p.add_argument("--json", action="store_true", help="print a JSON array of RunInfo objects")
+    p.set_defaults(handler=_client(_runs_list))
+    p = runs_sub.add_parser("show", help="show one run: status, what it waits on, its history")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--json", action="store_true", help="print the RunInfo as JSON")
+    p.set_defaults(handler=_client(_runs_show))
+
+    p = sub.add_parser("signal", help="send a signal to a run")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("payload", metavar="JSON", nargs="?", default="null", help="default: null")
+    p.set_defaults(handler=_client(_signal))
+
+    p = sub.add_parser("cancel", help="cancel a run (and its unfinished children)")
+    p.add_argument("run_id", metavar="RUN")
+    p.set_defaults(handler=_client(_cancel))
+
+    sched = sub.add_parser("schedules", help="list, pause or resume schedules")
+    sched_sub = sched.add_subparsers(dest="schedules_command", metavar="SUBCOMMAND", required=True)
+    p = sched_sub.add_parser("list", help="list schedules")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(handler=_client(_schedules_list))
+    p = sched_sub.add_parser("pause", help="stop a schedule from firing")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(handler=_client(_schedules_pause))
+    p = sched_sub.add_parser("resume", help="let a paused schedule fire again")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(handler=_client(_schedules_resume))
+
+    p = sub.add_parser("migrate", help="create or upgrade durable's tables")
+    p.set_defaults(handler=_client(_migrate))
+    return parser
+
+
+def _cli_dsn(args: argparse.Namespace) -> str | None:
+    dsn: str | None = args.dsn or os.environ.get("DURABLE_DSN") or None
+    return dsn
+
+
+def _require_dsn(dsn: str | None) -> str:
+    if not dsn:
+        raise CliError("no database given: pass --dsn DSN or set DURABLE_DSN", EXIT_USAGE)
+    return dsn
+
+
+# -- client commands -------------------------------------------------------------------
+
+ClientCommand = Callable[[Runtime, argparse.Namespace], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def _opened(rt: Runtime, dsn: str) -> AsyncIterator[Runtime]:
+    """Enter `rt`, turning a malformed DSN into a one-line error."""
+    try:
+        await rt.__aenter__()
+    except ValueError as exc:
+        if isinstance(exc, DurableError):
+            raise
+        raise CliError(f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {exc}") from None
+    try:
+        yield rt
+    except BaseException:
+        await rt.__aexit__(*sys.exc_info())
+        raise
+    else:
+        await rt.__aexit__(None, None, None)
+
+
+def _client(command: ClientCommand) -> Callable[[argparse.Namespace], int]:
+    """Wrap a command that needs a client Runtime (no worker, no LISTEN)."""
+
+    def run(args: argparse.Namespace) -> int:
+        dsn = _require_dsn(_cli_dsn(args))
+        _remember_secrets(dsn)
+        schema = args.schema or DEFAULT_SCHEMA
+
+        async def go() -> None:
+            rt = Runtime(dsn, schema=schema, worker=False, listen=False, pool_size=2)
+            async with _opened(rt, dsn):
+                await command(rt, args)
+
+        asyncio.run(go())
+        return EXIT_OK
+
+    return run
+
+
+def _run_row(info: RunInfo) -> list[str]:
+    return [
+        info.run_id,
+        info.workflow,
+        info.version,
+        str(info.status),
+        _fmt_time(info.created_at),
+        _fmt_time(info.updated_at),
+    ]
+
+
+async def _runs_list(rt: Runtime, args: argparse.Namespace) -> None:
+    runs = await rt.list_runs(workflow=args.workflow, status=args.status, limit=args.limit)
+    if args.json:
+        _out(_dump_json(runs))
+        return
+    headers = ["RUN_ID", "WORKFLOW", "VERSION", "STATUS", "CREATED_AT", "UPDATED_AT"]
+    _out(_table(headers, (_run_row(r) for r in runs)))
+
+
+def _wait_line(wait: Any) -> str:
+    if isinstance(wait, dict):
+        kind = wait.get("kind", "?")
+        name = wait.get("name")
+        until = wait.get("until")
+        text = f"{kind} {name!r}" if name is not None else str(kind)
+        if until is not None:
+            text += f" until {_fmt_time(until)}"
+        return text
+    return _compact(wait)
+
+
+def _event_row(ev: Event) -> list[str]:
+    return [
+        str(ev.seq),
+        _fmt_time(ev.created_at, "milliseconds"),
+        ev.kind,
+        ev.name or "-",
+        "-" if ev.payload is None else _compact(ev.payload),
+    ]
+
+
+async def _runs_show(rt: Runtime, args: argparse.Namespace) -> None:
+    info = await rt.get_run(args.run_id)
+    if args.json:
+        _out(_dump_json(info))
+        return
+    fields: list[tuple[str, str]] = [
+        ("run_id", info.run_id),
+        ("workflow", f"{info.workflow} (version {info.version})"),
+        ("status", str(info.status)),
+    ]
+    if info.parent_run_id is not None:
+        fields.append(("parent", info.parent_run_id))
+    fields += [
+        ("created_at", _fmt_time(info.created_at)),
+        ("updated_at", _fmt_time(info.updated_at)),
+        ("input", _compact(info.input, LONG_PAYLOAD)),
+        ("output", "-" if info.output is None else _compact(info.output, LONG_PAYLOAD)),
+        ("error", info.error or "-"),
+    ]
+    waits = [_wait_line(w) for w in info.pending] or ["-"]
+    fields.append(("waiting on", waits[0]))
+    fields += [("", w) for w in waits[1:]]
+    fields.append(("history", f"{len(info.history)} event(s)"))
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        _out(f"{key.ljust(width)}  {value}".rstrip())
+    if info.history:
+        rows = (_event_row(ev) for ev in info.history)
+        table = _table(["SEQ", "TIME", "KIND", "NAME", "PAYLOAD"], rows)
+        for line in table.splitlines():
+            _out("  " + line)
+
+
+async def _signal(rt: Runtime, args: argparse.Namespace) -> None:
+    await rt.signal(args.run_id, args.name, args.payload_value)
+    _out(f"signal {args.name!r} sent to run {args.run_id}")
+
+
+async def _cancel(rt: Runtime, args: argparse.Namespace) -> None:
+    await rt.cancel(args.run_id)
+    _out(f"run {args.run_id} cancelled")
+
+
+def _schedules_unavailable(exc: ImportError) -> CliError:
+    return CliError(f"schedules are not available in this installation of durable ({exc})")
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return {str(k): v for k, v in item.items()}
+    if isinstance(item, msgspec.Struct):
+        return msgspec.structs.asdict(item)
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    if hasattr(item, "__dict__"):
+        return {k: v for k, v in vars(item).items() if not k.startswith("_")}
+    if hasattr(item, "__slots__"):
+        return {k: getattr(item, k) for k in item.__slots__ if hasattr(item, k)}
+    return {"schedule": item}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return _fmt_time(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return _compact(value, 40)
+
+
+async def _schedules_list(rt: Runtime, args: argparse.Namespace) -> None:
+    try:
+        items = await rt.list_schedules()
+    except ImportError as exc:
+        raise _schedules_unavailable(exc) from None
+    rows = [_as_dict(i) for i in items]
+    if args.json:
+        _out(_dump_json([{k: _to_json_value(v) for k, v in r.items()} for r in rows]))
+        return
+    if not rows:
+        _out("no schedules")
+        return
+    headers: list[str] = []
+    for r in rows:
+        headers += [k for k in r if k not in headers]
+    body = [[_cell(r.get(h)) for h in headers] for r in rows]
+    _out(_table([h.upper() for h in headers], body))
+
+
+async def _schedules_pause(rt: Runtime, args: argparse.Namespace) -> None:
+    try:
+        await rt.pause_schedule(args.name)
+    except ImportError as exc:
+        raise _schedules_unavailable(exc) from None
+    _out(f"schedule {args.name!r} paused")
+
+
+async def _schedules_resume(rt: Runtime, args: argparse.Namespace) -> None:
+    try:
+        await rt.resume_schedule(args.name)
+    except ImportError as exc:
+        raise _schedules_unavailable(exc) from None
+    _out(f"schedule {args.name!r} resumed")
+
+
+async def _migrate(rt: Runtime, args: argparse.Namespace) -> None:
+    # Entering the Runtime applied them.
+    _out(f"migrations applied (schema {rt.schema!r})")
+
+
+# -- worker ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class App:
+    """What `worker APP` loaded: the workflows, and the app's own Runtime if it had one."""
+
+    workflows: list[WorkflowDef]
+    runtime: Runtime | None = None
+
+
+def _import_app_module(name: str) -> ModuleType:
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (name == missing or name.startswith(missing + ".")):
+            raise CliError(
+                f"cannot import app module {name!r}: no module named {missing!r}"
+            ) from None
+        log.debug("importing %s failed", name, exc_info=True)
+        raise CliError(
+            f"importing app module {name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    except Exception as exc:
+        log.debug("importing %s failed", name, exc_info=True)
+        raise CliError(
+            f"importing app module {name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _unique(defs: Iterable[WorkflowDef]) -> list[WorkflowDef]:
+    seen: set[int] = set()
+    out: list[WorkflowDef] = []
+    for d in defs:
+        if id(d) not in seen:
+            seen.add(id(d))
+            out.append(d)
+    return out
+
+
+def load_app(spec: str) -> App:
+    """Resolve `module` or `module:attr` into the workflows to register."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or (":" in spec and not attr):
+        raise CliError(f"invalid APP {spec!r}: expected `module` or `module:attr`", EXIT_USAGE)
+    module = _import_app_module(module_name)
+    if not attr:
+        defs = _unique(v for v in vars(module).values() if isinstance(v, WorkflowDef))
+        if defs:
+            return App(defs)
+        runtimes = [v for v in vars(module).values() if isinstance(v, Runtime)]
+        if len(runtimes) == 1 and runtimes[0].registry.all():
+            return App(runtimes[0].registry.all(), runtimes[0])
+        raise CliError(f"no @workflow found in module {module_name!r}")
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CliError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if isinstance(obj, Runtime):
+        defs = obj.registry.all()
+        if not defs:
+            raise CliError(f"the Runtime {spec!r} has no registered workflows")
+        return App(defs, obj)
+    if isinstance(obj, WorkflowDef):
+        return App([obj])
+    if (
+        isinstance(obj, list | tuple | set | frozenset)
+        and obj
+        and all(isinstance(d, WorkflowDef) for d in obj)
+    ):
+        return App(_unique(obj))
+    raise CliError(
+        f"{spec!r} is {type(obj).__name__}, not a Runtime, a @workflow or a list of @workflows"
+    )
+
+
+def _worker_runtime(app: App, args: argparse.Namespace) -> tuple[Runtime, str]:
+    cli_dsn = _cli_dsn(args)
+    base = app.runtime
+    if base is None:
+        dsn = _require_dsn(cli_dsn)
+        schema = args.schema or DEFAULT_SCHEMA
+        rt = Runtime(
+            dsn,
+            schema=schema,
+            workflows=app.workflows,
+            concurrency=args.concurrency or 100,
+            worker=True,
+        )
+        return rt, dsn
+    own_dsn: str | None = getattr(base, "_dsn", None)
+    dsn = _require_dsn(cli_dsn or own_dsn)
+    rt = Runtime(
+        dsn,
+        schema=args.schema or base.schema,
+        workflows=app.workflows,
+        concurrency=args.concurrency or base.concurrency,
+        worker=True,
+        lease=base.lease_s,
+        timezone=base.timezone,
+        poll_interval=base.poll_interval,
+        sticky_cache=base.sticky_cache,
+        max_payload_bytes=base.max_payload,
+        shutdown_grace=base.shutdown_grace,
+        pool_size=base.pool_size,
+        listen=base.listen,
+        clock=base.clock,
+    )
+    return rt, dsn
+
+
+async def _serve(rt: Runtime, dsn: str) -> str | None:
+    """Run the worker until SIGTERM/SIGINT; returns the signal's name (None if none came)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[str] = []
+    main_task = asyncio.current_task()
+    installed: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("second %s: stopping without waiting for in-flight runs", sig.name)
+            if main_task is not None:
+                main_task.cancel()
+            return
+        received.append(sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # e.g. Windows; Ctrl-C still interrupts
+            pass
+    try:
+        async with _opened(rt, dsn):
+            names = ", ".join(f"{d.name}@{d.version}" for d in rt.registry.all())
+            log.info(
+                "worker started: %d workflow(s) [%s], concurrency=%d, schema=%s, database=%s",
+                len(rt.registry.all()),
+                names,
+                rt.concurrency,
+                rt.schema,
+                redact_dsn(dsn),
+            )
+            await stop.wait()
+            log.info("received %s: stopping, releasing in-flight runs", received[0])
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    log.info("worker stopped")
+    return received[0] if received else None
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    _setup_logging(getattr(logging, args.log_level))
+    env_dsn = _cli_dsn(args)
+    if env_dsn:
+        _remember_secrets(env_dsn)
+    app = load_app(args.app)
+    rt, dsn = _worker_runtime(app, args)
+    _remember_secrets(dsn)
+    try:
+        asyncio.run(_serve(rt, dsn))
+    except asyncio.CancelledError:
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+# -- entry point -----------------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"{PROG}: error: {_one_line(message)}\n")
+    sys.stderr.flush()
+    return code
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, DurableError | ConnectionError):
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        return f"database error: {type(exc).__name__}: {exc}"
+    if isinstance(exc, TimeoutError):
+        return f"timed out talking to PostgreSQL{': ' + str(exc) if str(exc) else ''}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _exit_quietly_on_broken_pipe() -> int:
+    # `durable runs list | head`: stop writing, and let Python's final flush go nowhere.
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `durable` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "worker":
+        _setup_logging(logging.WARNING)
+    try:
+        if args.command == "signal":
+            args.payload_value = _json_payload(args.payload)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        code = handler(args)
+        sys.stdout.flush()
+        return code
+    except CliError as exc:
+        return _fail(exc.message, exc.code)
+    except BrokenPipeError:
+        return _exit_quietly_on_broken_pipe()
+    except (
+        DurableError,
+        ConnectionError,
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as exc:
+        return _fail(_describe(exc), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception:
+        # A bug, not an expected failure: show the traceback, without secrets.
+        sys.stderr.write(_scrub("".join(traceback.format_exc())))
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,554 @@
+"""In-process store: the Store protocol on plain dicts, with PostgresStore's semantics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from durable.core.events import RUN_POS, Event, EventKind
+from durable.errors import FenceLost, RunClosed, RunNotFound
+from durable.store.base import (
+    TERMINAL,
+    Batch,
+    BatchResult,
+    ChildOutcome,
+    ClaimedRun,
+    NewRun,
+    RunRecord,
+)
+
+log = logging.getLogger("durable.store.memory")
+
+Listener = Callable[[str], None]
+
+
+@dataclass
+class _Run:
+    id: str
+    workflow: str
+    version: str
+    status: str
+    input: bytes | None
+    parent_run_id: str | None
+    idempotency_key: str | None
+    ready_at: datetime | None
+    deadline: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    output: bytes | None = None
+    error: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    fence: int = 0
+    wakeups: int = 0
+    waiting_on: list[str] = field(default_factory=list)
+    pending: bytes | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    order: int = 0
+
+    def record(self) -> RunRecord:
+        return RunRecord(
+            run_id=self.id,
+            workflow=self.workflow,
+            version=self.version,
+            status=self.status,
+            input=self.input,
+            output=self.output,
+            error=self.error,
+            parent_run_id=self.parent_run_id,
+            pending=self.pending,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            ready_at=self.ready_at,
+        )
+
+
+@dataclass
+class _Message:
+    id: int
+    run_id: str
+    kind: str
+    name: str
+    payload: bytes | None
+    created_at: datetime
+
+
+@dataclass
+class _Hook:
+    token: str
+    run_id: str
+    name: str
+    created_at: datetime
+    used_at: datetime | None = None
+
+
+class MemoryStore:
+    """A store held in this process: for unit tests and quick starts, lost on exit.
+
+    Every method runs to completion without awaiting, so on one event loop each call is
+    atomic, like one PostgreSQL transaction. Checks come before writes, so a call that
+    raises has changed nothing. Listeners get the payloads PostgresStore would NOTIFY
+    ('w', 'd:<run_id>', 'x:<run_id>'), once per distinct payload per call, after the write.
+    """
+
+    channel = "memory"
+
+    def __init__(self) -> None:
+        self._runs: dict[str, _Run] = {}
+        self._by_key: dict[str, str] = {}
+        self._children: dict[str, list[str]] = {}
+        self._events: dict[str, dict[int, Event]] = {}
+        self._inbox: list[_Message] = []
+        self._hooks: dict[str, _Hook] = {}
+        self._listeners: list[Listener] = []
+        self._next_order = 0
+        self._next_message = 0
+
+    # -- lifecycle and notifications ------------------------------------------------------
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close; the data stays until the store is dropped."""
+
+    async def migrate(self) -> None:
+        """Nothing to migrate."""
+
+    def add_listener(self, callback: Listener) -> None:
+        """Call `callback(payload)` for every notification from now on."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Listener) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    async def connect_listener(self) -> MemoryListener:
+        """A stand-in for PostgresStore's LISTEN connection (the asyncpg subset the runtime uses)."""
+        return MemoryListener(self)
+
+    def _notify(self, payloads: Iterable[str]) -> None:
+        # PostgreSQL delivers each distinct payload of a transaction once, after commit.
+        for payload in dict.fromkeys(payloads):
+            for callback in list(self._listeners):
+                try:
+                    callback(payload)
+                except Exception:
+                    log.exception("memory store listener failed on %r", payload)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _insert_run(
+        self,
+        run: NewRun,
+        now: datetime,
+        *,
+        parent_run_id: str | None,
+        idempotency_key: str | None,
+    ) -> None:
+        deadline = now + timedelta(seconds=run.deadline_s) if run.deadline_s is not None else None
+        self._next_order += 1
+        self._runs[run.run_id] = _Run(
+            id=run.run_id,
+            workflow=run.workflow,
+            version=run.version,
+            status="pending",
+            input=run.input,
+            parent_run_id=parent_run_id,
+            idempotency_key=idempotency_key,
+            ready_at=now,
+            deadline=deadline,
+            created_at=now,
+            updated_at=now,
+            order=self._next_order,
+        )
+        if idempotency_key is not None:
+            self._by_key[idempotency_key] = run.run_id
+        if parent_run_id is not None:
+            self._children.setdefault(parent_run_id, []).append(run.run_id)
+
+    def _check_new_events(self, rows: Sequence[tuple[str, Event]]) -> None:
+        """Raise (before anything is written) if an event would reuse a (run, seq) key."""
+        seen: set[tuple[str, int]] = set()
+        for run_id, event in rows:
+            key = (run_id, event.seq)
+            if key in seen or event.seq in self._events.get(run_id, {}):
+                raise ValueError(f"run {run_id!r} already has an event with seq {event.seq}")
+            seen.add(key)
+
+    def _append(self, run_id: str, event: Event, now: datetime) -> None:
+        if event.created_at is None:
+            event = Event(event.seq, event.pos, event.kind, event.name, event.payload, now)
+        self._events.setdefault(run_id, {})[event.seq] = event
+
+    def _owned(self, run_id: str, fence: int) -> _Run:
+        run = self._runs.get(run_id)
+        if run is None or run.fence != fence or run.status != "running":
+            raise FenceLost(f"run {run_id!r} is no longer held by this worker")
+        return run
+
+    def _open_run(self, run_id: str) -> _Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        if run.status in TERMINAL:
+            raise RunClosed(f"run {run_id!r} is already {run.status}")
+        return run
+
+    def _wake_parents(self, children: Sequence[_Run], now: datetime, notes: list[str]) -> None:
+        pairs = [(c.parent_run_id, c.id) for c in children if c.parent_run_id]
+        if not pairs:
+            return
+        for parent_id, child_id in pairs:
+            parent = self._runs.get(parent_id)
+            if parent is None or parent.status in TERMINAL:
+                continue
+            parent.wakeups += 1
+            if parent.status in ("pending", "suspended") and f"c:{child_id}" in parent.waiting_on:
+                parent.ready_at = now
+        notes.append("w")
+
+    def _deliver(
+        self, run: _Run, kind: str, name: str, key: str, payload: bytes, now: datetime
+    ) -> None:
+        self._next_message += 1
+        self._inbox.append(_Message(self._next_message, run.id, kind, name, payload, now))
+        # As in PostgresStore: `wakeups` moves even while the run is held, so its worker
+        # notices the delivery when it suspends; ready_at moves only for the awaited key.
+        run.wakeups += 1
+        if run.status in ("pending", "suspended") and key in run.waiting_on:
+            run.ready_at = now
+
+    @staticmethod
+    def _matches(run: _Run, keys: set[tuple[str, str]]) -> bool:
+        return (run.workflow, run.version) in keys
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun, now: datetime) -> tuple[str, bool]:
+        if run.run_id in self._runs:
+            return run.run_id, False
+        if run.idempotency_key is not None and run.idempotency_key in self._by_key:
+            return self._by_key[run.idempotency_key], False
+        self._insert_run(
+            run, now, parent_run_id=run.parent_run_id, idempotency_key=run.idempotency_key
+        )
+        self._notify(["w"])
+        return run.run_id, True
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        run = self._runs.get(run_id)
+        return None if run is None else run.record()
+
+    async def load_events(self, run_id: str) -> list[Event]:
+        events = self._events.get(run_id, {})
+        return [events[seq] for seq in sorted(events)]
+
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None,
+        status: str | None,
+        limit: int,
+        parent_run_id: str | None = None,
+    ) -> list[RunRecord]:
+        found = [
+            r
+            for r in self._runs.values()
+            if (workflow is None or r.workflow == workflow)
+            and (status is None or r.status == status)
+            and (parent_run_id is None or r.parent_run_id == parent_run_id)
+        ]
+        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return [r.record() for r in found[: max(limit, 0)]]
+
+    # -- executing -------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        *,
+        owner: str,
+        keys: Sequence[tuple[str, str]],
+        limit: int,
+        now: datetime,
+        lease_s: float,
+        exclude: Sequence[str] = (),
+    ) -> list[ClaimedRun]:
+        if limit <= 0 or not keys:
+            return []
+        wanted = {(w, v) for w, v in keys}
+        skip = set(exclude)
+        candidates = [
+            r
+            for r in self._runs.values()
+            if r.id not in skip
+            and self._matches(r, wanted)
+            and (
+                (
+                    r.status in ("pending", "suspended")
+                    and r.ready_at is not None
+                    and r.ready_at <= now
+                )
+                or (r.status == "running" and r.lease_until is not None and r.lease_until < now)
+            )
+        ]
+        # ORDER BY ready_at (NULLs last), then creation order for a stable tie-break.
+        candidates.sort(key=lambda r: (r.ready_at is None, r.ready_at or now, r.order))
+        lease_until = now + timedelta(seconds=lease_s)
+        claimed: list[ClaimedRun] = []
+        for run in candidates[:limit]:
+            run.status = "running"
+            run.lease_owner = owner
+            run.lease_until = lease_until
+            run.fence += 1
+            if run.started_at is None:
+                run.started_at = now
+            run.updated_at = now
+            claimed.append(
+                ClaimedRun(
+                    run_id=run.id,
+                    workflow=run.workflow,
+                    version=run.version,
+                    input=run.input,
+                    fence=run.fence,
+                    wakeups=run.wakeups,
+                    parent_run_id=run.parent_run_id,
+                    started_at=run.started_at,
+                    deadline=run.deadline,
+                )
+            )
+        return claimed
+
+    async def commit(self, batch: Batch) -> BatchResult:
+        fences: dict[str, int] = {}
+        for row in batch.events:
+            fences[row.run_id] = row.fence
+        for fin in batch.finishes:
+            fences[fin.run_id] = fin.fence
+        for sus in batch.suspends:
+            fences[sus.run_id] = sus.fence
+        for ext in batch.extends:
+            fences.setdefault(ext.run_id, ext.fence)
+        rejected: set[str] = set()
+        closed: set[str] = set()
+        woken: set[str] = set()
+        for run_id, fence in fences.items():
+            current = self._runs.get(run_id)
+            if current is None or current.fence != fence or current.status != "running":
+                rejected.add(run_id)
+                if current is not None and current.status in TERMINAL:
+                    closed.add(run_id)
+        new_events = [(r.run_id, r.event) for r in batch.events if r.run_id not in rejected]
+        finishes = [f for f in batch.finishes if f.run_id not in rejected]
+        new_events += [(f.run_id, f.event) for f in finishes if f.event is not None]
+        self._check_new_events(new_events)
+
+        now = batch.now
+        notes: list[str] = []
+        for run_id, event in new_events:
+            self._append(run_id, event, now)
+        finished: list[_Run] = []
+        for fin in finishes:
+            run = self._runs[fin.run_id]
+            run.status = fin.status
+            run.output = fin.output
+            run.error = fin.error
+            run.finished_at = now
+            run.updated_at = now
+            run.lease_owner = None
+            run.lease_until = None
+            run.ready_at = None
+            run.waiting_on = []
+            run.pending = None
+            finished.append(run)
+        if finished:
+            self._wake_parents(finished, now, notes)
+            notes.extend(f"d:{f.run_id}" for f in finishes)
+        for sus in batch.suspends:
+            if sus.run_id in rejected:
+                continue
+            run = self._runs[sus.run_id]
+            # A delivery or child completion that raced with this suspension moved
+            # `wakeups`; a count other than the one seen at claim time wakes the run now.
+            woke = run.wakeups != sus.seen_wakeups
+            run.status = "suspended"
+            run.lease_owner = None
+            run.lease_until = None
+            run.ready_at = now if woke else sus.ready_at
+            run.waiting_on = list(sus.waiting_on)
+            run.pending = sus.pending
+            run.updated_at = now
+            if woke:
+                woken.add(run.id)
+        lease_until = now + timedelta(seconds=batch.lease_s)
+        for ext in batch.extends:
+            if ext.run_id not in rejected:
+                self._runs[ext.run_id].lease_until = lease_until
+        self._notify(notes)
+        return BatchResult(rejected=rejected, woken=woken, closed=closed)
+
+    async def release(self, owner: str, run_ids: Sequence[str], now: datetime) -> None:
+        for run_id in dict.fromkeys(run_ids):
+            run = self._runs.get(run_id)
+            if run is None or run.lease_owner != owner or run.status != "running":
+                continue
+            run.lease_owner = None
+            run.lease_until = None
+            run.ready_at = now
+            run.updated_at = now
+            run.status = "suspended" if self._events.get(run_id) else "pending"
+
+    async def take_message(
+        self,
+        run_id: str,
+        fence: int,
+        kind: str,
+        name: str,
+        make_event: Callable[[bytes | None], Event],
+        now: datetime,
+    ) -> tuple[bool, bytes | None]:
+        self._owned(run_id, fence)
+        message = next(
+            (m for m in self._inbox if m.run_id == run_id and m.kind == kind and m.name == name),
+            None,
+        )
+        if message is None:
+            return False, None
+        event = make_event(message.payload)
+        self._check_new_events([(run_id, event)])
+        self._inbox.remove(message)
+        self._append(run_id, event, now)
+        return True, message.payload
+
+    async def start_child(
+        self, run_id: str, fence: int, event: Event, child: NewRun, now: datetime
+    ) -> str:
+        self._owned(run_id, fence)
+        self._check_new_events([(run_id, event)])
+        if child.run_id not in self._runs:
+            self._insert_run(child, now, parent_run_id=run_id, idempotency_key=None)
+        self._append(run_id, event, now)
+        self._notify(["w"])
+        return child.run_id
+
+    async def child_outcome(self, run_id: str) -> ChildOutcome | None:
+        run = self._runs.get(run_id)
+        if run is None:
+            return None
+        return ChildOutcome(status=run.status, output=run.output, error=run.error)
+
+    async def create_hook(
+        self, run_id: str, fence: int, event: Event, token: str, name: str, now: datetime
+    ) -> None:
+        self._owned(run_id, fence)
+        if token in self._hooks:
+            raise ValueError("a hook with that token already exists")
+        self._check_new_events([(run_id, event)])
+        self._hooks[token] = _Hook(token=token, run_id=run_id, name=name, created_at=now)
+        self._append(run_id, event, now)
+
+    # -- outside input ---------------------------------------------------------------------
+
+    async def signal(self, run_id: str, name: str, payload: bytes, now: datetime) -> None:
+        run = self._open_run(run_id)
+        self._deliver(run, "signal", name, "s:" + name, payload, now)
+        self._notify(["w"])
+
+    async def execute_hook(self, token: str, payload: bytes, now: datetime) -> str:
+        hook = self._hooks.get(token)
+        if hook is None:
+            raise RunNotFound("no hook with that token")
+        if hook.used_at is not None:
+            raise RunClosed(f"the hook of run {hook.run_id!r} was already used")
+        run = self._open_run(hook.run_id)
+        hook.used_at = now
+        self._deliver(run, "hook", token, "h:" + token, payload, now)
+        self._notify(["w"])
+        return run.id
+
+    async def cancel(self, run_id: str, now: datetime) -> list[str]:
+        root = self._open_run(run_id)
+        # Walk the whole tree (through finished runs too), as the recursive CTE does.
+        tree: list[_Run] = []
+        seen: set[str] = set()
+        todo = [run_id]
+        while todo:
+            current = todo.pop(0)
+            if current in seen or current not in self._runs:
+                continue
+            seen.add(current)
+            tree.append(self._runs[current])
+            todo.extend(self._children.get(current, ()))
+        cancelled = [r for r in tree if r.status not in TERMINAL]
+        for run in cancelled:
+            run.status = "cancelled"
+            run.error = "cancelled"
+            run.finished_at = now
+            run.updated_at = now
+            run.lease_owner = None
+            run.lease_until = None
+            run.ready_at = None
+            run.waiting_on = []
+            run.pending = None
+            events = self._events.get(run.id, {})
+            seq = max(events, default=0) + 1
+            self._append(
+                run.id, Event(seq, RUN_POS, EventKind.RUN_CANCELLED.value, "", None, now), now
+            )
+        notes: list[str] = []
+        self._wake_parents([root], now, notes)
+        for run in cancelled:
+            notes += [f"x:{run.id}", f"d:{run.id}"]
+        self._notify(notes)
+        return [r.id for r in cancelled]
+
+    async def next_ready_at(self, keys: Sequence[tuple[str, str]]) -> datetime | None:
+        if not keys:
+            return None
+        wanted = {(w, v) for w, v in keys}
+        times: list[datetime] = []
+        for run in self._runs.values():
+            if not self._matches(run, wanted):
+                continue
+            if run.status in ("pending", "suspended") and run.ready_at is not None:
+                times.append(run.ready_at)
+            elif run.status == "running" and run.lease_until is not None:
+                times.append(run.lease_until)
+        return min(times, default=None)
+
+
+class MemoryListener:
+    """Mimics the part of an asyncpg LISTEN connection the runtime uses, over MemoryStore."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._callbacks: dict[Callable[..., Any], Listener] = {}
+        self._closed = False
+
+    async def add_listener(self, channel: str, callback: Callable[..., Any]) -> None:
+        """Register `callback(connection, pid, channel, payload)`, as asyncpg calls it."""
+
+        def forward(payload: str) -> None:
+            if not self._closed:
+                callback(self, 0, channel, payload)
+
+        self._callbacks[callback] = forward
+        self._store.add_listener(forward)
+
+    async def remove_listener(self, channel: str, callback: Callable[..., Any]) -> None:
+        forward = self._callbacks.pop(callback, None)
+        if forward is not None:
+            self._store.remove_listener(forward)
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        self._closed = True
+        for forward in self._callbacks.values():
+            self._store.remove_listener(forward)
+        self._callbacks.clear()

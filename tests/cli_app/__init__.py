@@ -1,0 +1,1 @@
+"""A tiny application for the `durable` command's tests (`durable worker cli_app.app`)."""
