@@ -75,7 +75,7 @@ class WorkflowLogger(logging.LoggerAdapter[logging.Logger]):
         kwargs["extra"] = extra
         return f"[{extra['workflow']} {extra['run_id']}] {msg}", kwargs
 
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's own name
+    def isEnabledFor(self, level: int) -> bool:
         return not self._execution.replaying and super().isEnabledFor(level)
 
 
@@ -164,7 +164,9 @@ class Context:
             raise TypeError(f"step {name!r}: retry must be a RetryPolicy, not {retry!r}")
         timeout_s = None if timeout is None else parse_duration(timeout)
         pos = self._take()
-        return self._step(pos, name, fn, args, kwargs, retry or self._x.defn.retry_policy, timeout_s)
+        return self._step(
+            pos, name, fn, args, kwargs, retry or self._x.defn.retry_policy, timeout_s
+        )
 
     async def _step(
         self,
@@ -204,10 +206,10 @@ class Context:
                     try:
                         data, decoded = codec.roundtrip(value, what=f"result of step {name!r}")
                     except SerializationError as exc:
-                        failure = StepFailure(
-                            attempts, "SerializationError", str(exc), final=True
+                        failure = StepFailure(attempts, "SerializationError", str(exc), final=True)
+                        await x.append(
+                            x.event(pos, EventKind.STEP_FAILED, name, meta_encode(failure))
                         )
-                        await x.append(x.event(pos, EventKind.STEP_FAILED, name, meta_encode(failure)))
                         raise self._step_failed(name, failure) from exc
                     x.check_payload(data, f"result of step {name!r}")
                     await x.append(x.event(pos, EventKind.STEP_COMPLETED, name, data))
@@ -216,8 +218,8 @@ class Context:
                     raise
                 except Exception as exc:
                     final = attempts >= policy.max_attempts or not policy.is_retryable(exc)
-                    retry_at = None if final else x.now() + timedelta(
-                        seconds=policy.delay_after(attempts)
+                    retry_at = (
+                        None if final else x.now() + timedelta(seconds=policy.delay_after(attempts))
                     )
                     failure = StepFailure(
                         attempts, type(exc).__name__, str(exc), final=final, retry_at=retry_at
@@ -296,7 +298,13 @@ class Context:
         if timeout is not None:
             parse_duration(timeout)
         return self._message(
-            self._take(), OpKind.SIGNAL, name, "signal", name, "s:" + name, timeout,
+            self._take(),
+            OpKind.SIGNAL,
+            name,
+            "signal",
+            name,
+            "s:" + name,
+            timeout,
             (EventKind.SIGNAL_WAITING, EventKind.SIGNAL_RECEIVED, EventKind.SIGNAL_TIMED_OUT),
             _SIGNAL_DONE,
         )
@@ -352,14 +360,21 @@ class Context:
                 return Hook(self, name, codec.decode(events[0].payload))
             x.going_live()
             token = secrets.token_urlsafe(24)  # 192 random bits, URL-safe
-            await x.create_hook(x.event(pos, EventKind.HOOK_CREATED, name, codec.encode(token)), token, name)
+            await x.create_hook(
+                x.event(pos, EventKind.HOOK_CREATED, name, codec.encode(token)), token, name
+            )
             return Hook(self, name, token)
 
     def _hook_wait(self, hook: Hook, timeout: Any) -> Awaitable[Any]:
         if timeout is not None:
             parse_duration(timeout)
         return self._message(
-            self._take(), OpKind.HOOK_WAIT, hook.name, "hook", hook.token, "h:" + hook.token,
+            self._take(),
+            OpKind.HOOK_WAIT,
+            hook.name,
+            "hook",
+            hook.token,
+            "h:" + hook.token,
             timeout,
             (EventKind.HOOK_WAITING, EventKind.HOOK_RECEIVED, EventKind.HOOK_TIMED_OUT),
             _HOOK_DONE,
@@ -367,7 +382,9 @@ class Context:
 
     # -- children ---------------------------------------------------------------------
 
-    async def child(self, workflow: WorkflowDef | str, input: Any = None, run_id: str | None = None) -> Any:
+    async def child(
+        self, workflow: WorkflowDef | str, input: Any = None, run_id: str | None = None
+    ) -> Any:
         """Start a child workflow and return its result (WorkflowFailed if it failed)."""
         handle = await self.start_child(workflow, input, run_id=run_id)
         return await handle.result()
@@ -410,10 +427,16 @@ class Context:
             if state is not OpState.DONE:
                 if state is OpState.FRESH:
                     x.going_live()
-                    x.record(x.event(pos, EventKind.CHILD_WAITING, name, codec.encode(handle.run_id)))
+                    x.record(
+                        x.event(pos, EventKind.CHILD_WAITING, name, codec.encode(handle.run_id))
+                    )
                 while True:
                     outcome = await x.child_outcome(handle.run_id)
-                    if outcome is not None and outcome.status in ("completed", "failed", "cancelled"):
+                    if outcome is not None and outcome.status in (
+                        "completed",
+                        "failed",
+                        "cancelled",
+                    ):
                         if outcome.status == "completed":
                             ev = x.event(pos, EventKind.CHILD_COMPLETED, name, outcome.output)
                         else:

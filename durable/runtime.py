@@ -214,7 +214,9 @@ class Runtime:
         try:
             await store.open()
         except (OSError, asyncpg.PostgresError) as exc:
-            raise ConnectionError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from None
+            raise ConnectionError(
+                f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}"
+            ) from None
         self._store = store
         try:
             await store.migrate()

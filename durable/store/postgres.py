@@ -121,7 +121,11 @@ class PostgresStore:
     async def migrate(self) -> None:
         """Apply pending migrations under an advisory lock, so concurrent starters are safe."""
         files = sorted(
-            (f for f in resources.files("durable.store.migrations").iterdir() if f.name.endswith(".sql")),
+            (
+                f
+                for f in resources.files("durable.store.migrations").iterdir()
+                if f.name.endswith(".sql")
+            ),
             key=lambda f: f.name,
         )
         async with self.pool.acquire() as conn, conn.transaction():
@@ -176,7 +180,8 @@ class PostgresStore:
             return str(existing), False
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        row = await self.pool.fetchrow(f"SELECT {_RUN_COLS} FROM runs WHERE id = $1", run_id)
+        query = f"SELECT {_RUN_COLS} FROM runs WHERE id = $1"  # noqa: S608 - constant columns
+        row = await self.pool.fetchrow(query, run_id)
         return None if row is None else _record(row)
 
     async def load_events(self, run_id: str) -> list[Event]:
@@ -198,7 +203,7 @@ class PostgresStore:
         parent_run_id: str | None = None,
     ) -> list[RunRecord]:
         rows = await self.pool.fetch(
-            f"SELECT {_RUN_COLS} FROM runs WHERE ($1::text IS NULL OR workflow = $1) "
+            f"SELECT {_RUN_COLS} FROM runs WHERE ($1::text IS NULL OR workflow = $1) "  # noqa: S608
             "AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR parent_run_id = $3) "
             "ORDER BY created_at DESC, id DESC LIMIT $4",
             workflow,
@@ -358,9 +363,7 @@ class PostgresStore:
                     batch.now,
                 )
                 woken = {r["id"] for r in woke_rows if r["woke"]}
-            extend_ids = [
-                e.run_id for e in batch.extends if e.run_id not in rejected
-            ]
+            extend_ids = [e.run_id for e in batch.extends if e.run_id not in rejected]
             if extend_ids:
                 await conn.execute(
                     "UPDATE runs SET lease_until = $2 + make_interval(secs => $3)"
@@ -482,8 +485,14 @@ class PostgresStore:
     # -- outside input ----------------------------------------------------------------
 
     async def _deliver(
-        self, conn: asyncpg.Connection, run_id: str, kind: str, name: str, key: str,
-        payload: bytes, now: datetime,
+        self,
+        conn: asyncpg.Connection,
+        run_id: str,
+        kind: str,
+        name: str,
+        key: str,
+        payload: bytes,
+        now: datetime,
     ) -> None:
         await conn.execute(
             "INSERT INTO inbox (run_id, kind, name, payload, created_at) VALUES ($1, $2, $3, $4, $5)",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from durable.clock import Clock
 from durable.core.events import Event
-from durable.store.base import Batch, BatchResult, Extend, EventRow, Finish, Store, Suspend
+from durable.store.base import Batch, BatchResult, EventRow, Extend, Finish, Store, Suspend
 
 log = logging.getLogger("durable.worker.committer")
 
@@ -44,7 +44,9 @@ class Item:
 class GroupCommitter:
     """Coalesces submitted writes into batches of at most `max_batch` items."""
 
-    def __init__(self, store: Store, clock: Clock, *, lease_s: float, max_batch: int = 1000) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, *, lease_s: float, max_batch: int = 1000
+    ) -> None:
         self._store = store
         self._clock = clock
         self._lease_s = lease_s

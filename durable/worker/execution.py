@@ -45,7 +45,7 @@ log = logging.getLogger("durable.worker")
 _IDLE_SPINS = 16
 
 
-class RunAborted(BaseException):  # noqa: N818 - control flow, not an error users see
+class RunAborted(BaseException):
     """Unwinds workflow code when the execution must stop (lease lost, evicted, limit hit).
 
     A BaseException so that `except Exception` in workflow code cannot swallow it.
@@ -63,7 +63,9 @@ class PendingWait(msgspec.Struct, frozen=True):
 class RunExecution:
     """The live state of one run on this worker."""
 
-    def __init__(self, executor: Executor, claimed: ClaimedRun, defn: WorkflowDef, history: History) -> None:
+    def __init__(
+        self, executor: Executor, claimed: ClaimedRun, defn: WorkflowDef, history: History
+    ) -> None:
         self.executor = executor
         self.store = executor.store
         self.run_id = claimed.run_id
@@ -116,7 +118,9 @@ class RunExecution:
             # Parks the run whatever the workflow does with the exception afterwards.
             self.failure = f"NonDeterminismError: {exc}"
             self.failure_event = False
-            raise NonDeterminismError(f"run {self.run_id!r} of workflow {self.defn.name!r}: {exc}") from None
+            raise NonDeterminismError(
+                f"run {self.run_id!r} of workflow {self.defn.name!r}: {exc}"
+            ) from None
 
     def going_live(self) -> None:
         self.replaying = False
@@ -205,7 +209,9 @@ class RunExecution:
             self.store.create_hook(self.run_id, self.fence, event, token, name, self.now())
         )
 
-    async def start_child(self, event: Event, defn: WorkflowDef, child_id: str, data: bytes) -> None:
+    async def start_child(
+        self, event: Event, defn: WorkflowDef, child_id: str, data: bytes
+    ) -> None:
         child = NewRun(
             run_id=child_id,
             workflow=defn.name,
@@ -298,7 +304,12 @@ class RunExecution:
         mark = self.progress
         for _ in range(_IDLE_SPINS):
             await asyncio.sleep(0)
-            if self.progress != mark or self.active or self.dead or (self.task and self.task.done()):
+            if (
+                self.progress != mark
+                or self.active
+                or self.dead
+                or (self.task and self.task.done())
+            ):
                 self._idle.set()
                 return False
         return True
@@ -353,12 +364,16 @@ class RunExecution:
             events = self.buffer
             if exc is None:
                 finish = self._completed(task.result())
-                if self.failure is not None and not self.failure_event:
+                if finish.event is None:  # non-determinism: history stays exactly as it was
                     events = []
             else:
                 error = f"{type(exc).__name__}: {exc}"
                 finish = Finish(
-                    self.run_id, self.fence, "failed", None, error,
+                    self.run_id,
+                    self.fence,
+                    "failed",
+                    None,
+                    error,
                     self.event_unchecked(EventKind.RUN_FAILED, codec.encode(error)),
                 )
         self.buffer = []
@@ -385,11 +400,19 @@ class RunExecution:
         except (SerializationError, PayloadTooLarge) as exc:
             error = f"{type(exc).__name__}: {exc}"
             return Finish(
-                self.run_id, self.fence, "failed", None, error,
+                self.run_id,
+                self.fence,
+                "failed",
+                None,
+                error,
                 self.event_unchecked(EventKind.RUN_FAILED, codec.encode(error)),
             )
         return Finish(
-            self.run_id, self.fence, "completed", output, None,
+            self.run_id,
+            self.fence,
+            "completed",
+            output,
+            None,
             self.event_unchecked(EventKind.RUN_COMPLETED, None),
         )
 

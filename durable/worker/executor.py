@@ -169,7 +169,9 @@ class Executor:
     def _start(self, claimed: ClaimedRun) -> None:
         defn = self.registry.find(claimed.workflow, claimed.version)
         assert defn is not None  # the claim only returns registered (name, version) pairs
-        task = asyncio.create_task(self._execute(claimed, defn), name=f"durable-exec-{claimed.run_id}")
+        task = asyncio.create_task(
+            self._execute(claimed, defn), name=f"durable-exec-{claimed.run_id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -177,7 +179,11 @@ class Executor:
         run_id = claimed.run_id
         execution = self.sticky.pop(run_id, None)
         try:
-            if execution is not None and execution.fence + 1 == claimed.fence and not execution.dead:
+            if (
+                execution is not None
+                and execution.fence + 1 == claimed.fence
+                and not execution.dead
+            ):
                 execution.resume(claimed)
             else:
                 if execution is not None:

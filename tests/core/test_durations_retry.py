@@ -34,9 +34,23 @@ def test_parse_duration_accepts_documented_forms(value: object, seconds: float) 
 
 @pytest.mark.parametrize(
     "value",
-    ["-1s", "5 parsecs", None, "", "s", "1x", -1, float("nan"), float("inf"), True,
-     {"amount": 1}, {"amount": "1", "unit": "hours"}, {"amount": 1, "unit": "fortnights"},
-     [1, "s"], timedelta(seconds=-1)],
+    [
+        "-1s",
+        "5 parsecs",
+        None,
+        "",
+        "s",
+        "1x",
+        -1,
+        float("nan"),
+        float("inf"),
+        True,
+        {"amount": 1},
+        {"amount": "1", "unit": "hours"},
+        {"amount": 1, "unit": "fortnights"},
+        [1, "s"],
+        timedelta(seconds=-1),
+    ],
 )
 def test_parse_duration_rejects_bad_values_naming_them(value: object) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
@@ -44,8 +58,9 @@ def test_parse_duration_rejects_bad_values_naming_them(value: object) -> None:
 
 
 def test_retry_backoff_is_exponential_and_capped() -> None:
-    policy = RetryPolicy(max_attempts=6, initial_interval="1s", backoff_coefficient=2.0,
-                         maximum_interval="5s")
+    policy = RetryPolicy(
+        max_attempts=6, initial_interval="1s", backoff_coefficient=2.0, maximum_interval="5s"
+    )
     assert [policy.delay_after(n) for n in range(1, 6)] == [1, 2, 4, 5, 5]
 
 

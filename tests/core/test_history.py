@@ -38,7 +38,9 @@ def test_name_mismatch_raises_with_expected_and_found() -> None:
 
 
 def test_kind_mismatch_raises() -> None:
-    h = History([ev(1, 0, EventKind.TIMER_STARTED, "nap", meta_encode(StepFailure(1, "x", "y", True)))])
+    h = History(
+        [ev(1, 0, EventKind.TIMER_STARTED, "nap", meta_encode(StepFailure(1, "x", "y", True)))]
+    )
     with pytest.raises(NonDeterminismError, match=r"asked for step 'nap'.*holds sleep 'nap'"):
         h.at(0, OpKind.STEP, "nap")
 
@@ -54,7 +56,10 @@ def test_step_state_transitions() -> None:
     )
     assert (state, attempts) == (OpState.DONE, 2)
     state, last, _ = step_state(
-        [ev(1, 0, EventKind.STEP_FAILED, "s", fail), ev(2, 0, EventKind.STEP_COMPLETED, "s", codec.encode(5))]
+        [
+            ev(1, 0, EventKind.STEP_FAILED, "s", fail),
+            ev(2, 0, EventKind.STEP_COMPLETED, "s", codec.encode(5)),
+        ]
     )
     assert state is OpState.DONE and last is not None and codec.decode(last.payload) == 5
 
@@ -65,7 +70,10 @@ def test_wait_state_and_unvisited_positions() -> None:
         ev(2, 1, EventKind.STEP_COMPLETED, "s", codec.encode(None)),
     ]
     h = History(events)
-    assert wait_state(h.at(0, OpKind.SLEEP, "t"), frozenset({EventKind.TIMER_FIRED}))[0] is OpState.OPEN
+    assert (
+        wait_state(h.at(0, OpKind.SLEEP, "t"), frozenset({EventKind.TIMER_FIRED}))[0]
+        is OpState.OPEN
+    )
     assert [e.seq for e in h.unvisited_after(1)] == [2]
     assert h.unvisited_after(2) == []
     assert h.last_seq == 2

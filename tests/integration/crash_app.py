@@ -20,9 +20,7 @@ STEPS = 6
 async def side_effect(dsn: str, schema: str, run_id: str, step: int) -> int:
     conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
     try:
-        await conn.execute(
-            "INSERT INTO side_effects (run_id, step) VALUES ($1, $2)", run_id, step
-        )
+        await conn.execute("INSERT INTO side_effects (run_id, step) VALUES ($1, $2)", run_id, step)
     finally:
         await conn.close()
     await asyncio.sleep(0.25)

@@ -36,9 +36,7 @@ async def test_sigkill_mid_run_then_another_worker_completes(
     make_rt: MakeRuntime, dsn: str, schema: str, db: Any
 ) -> None:
     async with make_rt(crashy, worker=False) as rt:
-        await db.execute(
-            "CREATE TABLE side_effects (id serial PRIMARY KEY, run_id text, step int)"
-        )
+        await db.execute("CREATE TABLE side_effects (id serial PRIMARY KEY, run_id text, step int)")
         h = await rt.trigger(crashy, {"dsn": dsn, "schema": schema})
         first = start_worker(dsn, schema, "2s")
         try:

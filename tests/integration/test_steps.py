@@ -23,8 +23,9 @@ from durable import (
 
 from .conftest import MakeRuntime
 
-FAST = RetryPolicy(max_attempts=3, initial_interval="20ms", backoff_coefficient=2.0,
-                   maximum_interval="100ms")
+FAST = RetryPolicy(
+    max_attempts=3, initial_interval="20ms", backoff_coefficient=2.0, maximum_interval="100ms"
+)
 
 
 class Order(msgspec.Struct):
@@ -145,7 +146,8 @@ async def test_exhausted_retries_raise_step_failed_catchable(make_rt: MakeRuntim
         try:
             await ctx.step("charge", broken)
         except StepFailed as exc:
-            return await ctx.step("fallback", lambda: f"fallback after {exc.step}: {exc.error_message}")
+            text = f"fallback after {exc.step}: {exc.error_message}"
+            return await ctx.step("fallback", lambda: text)
         return "unreachable"
 
     async with make_rt(wf) as rt:
@@ -160,8 +162,9 @@ async def test_uncaught_step_failure_fails_run_naming_step(make_rt: MakeRuntime)
     def broken() -> None:
         raise KeyError("sku-9")
 
-    @workflow(retry_policy=RetryPolicy(max_attempts=5, initial_interval="10ms",
-                                       non_retryable=[KeyError]))
+    @workflow(
+        retry_policy=RetryPolicy(max_attempts=5, initial_interval="10ms", non_retryable=[KeyError])
+    )
     async def wf(ctx: Context, _: Any) -> Any:
         await ctx.step("reserve", broken)
 
@@ -228,8 +231,9 @@ async def test_step_timeout_counts_as_failed_attempt(make_rt: MakeRuntime) -> No
 
     @workflow
     async def wf(ctx: Context, _: Any) -> Any:
-        await ctx.step("slow", slow, timeout="50ms", retry=RetryPolicy(max_attempts=2,
-                                                                         initial_interval="10ms"))
+        await ctx.step(
+            "slow", slow, timeout="50ms", retry=RetryPolicy(max_attempts=2, initial_interval="10ms")
+        )
 
     async with make_rt(wf) as rt:
         h = await rt.trigger(wf, None)
@@ -248,7 +252,9 @@ async def test_gather_over_ctx_calls_replays_deterministically(make_rt: MakeRunt
     @workflow
     async def wf(ctx: Context, _: Any) -> Any:
         first = await asyncio.gather(
-            ctx.step("a", work, "a", 0.05), ctx.step("b", work, "b", 0.0), ctx.step("c", work, "c", 0.02)
+            ctx.step("a", work, "a", 0.05),
+            ctx.step("b", work, "b", 0.0),
+            ctx.step("c", work, "c", 0.02),
         )
         await ctx.sleep("pause", "100ms")
         second = await ctx.parallel([ctx.step("d", work, "d", 0.01), ctx.step("e", work, "e", 0.0)])
@@ -321,7 +327,7 @@ async def test_removed_operation_is_detected(make_rt: MakeRuntime) -> None:
     async with make_rt(v_new) as rt:
         h = rt.handle(h.run_id)
         await rt.signal(h.run_id, "go")
-        with pytest.raises(WorkflowFailed, match="NonDeterminismError.*position 1"):
+        with pytest.raises(WorkflowFailed, match=r"NonDeterminismError.*position 1"):
             await h.result(timeout=10)
 
 
@@ -342,7 +348,7 @@ async def test_list_runs_filters_and_orders(make_rt: MakeRuntime) -> None:
         hc = await rt.trigger(a, None, run_id="later")
         await hc.result(timeout=10)
         runs = await rt.list_runs()
-        assert [r.run_id for r in runs][0] == "later"
+        assert runs[0].run_id == "later"
         assert {r.run_id for r in await rt.list_runs(workflow="a")} == {ha.run_id, "later"}
         assert len(await rt.list_runs(status="completed", limit=2)) == 2
         assert all(r.history == [] for r in runs)

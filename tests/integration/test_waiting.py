@@ -66,7 +66,9 @@ async def test_restart_mid_sleep_then_sweep_from_a_client(make_rt: MakeRuntime) 
 
 
 @pytest.mark.parametrize("bad", ["-1s", "5 parsecs", None, "soon"])
-async def test_bad_durations_raise_value_error_before_recording(make_rt: MakeRuntime, bad: Any) -> None:
+async def test_bad_durations_raise_value_error_before_recording(
+    make_rt: MakeRuntime, bad: Any
+) -> None:
     async with make_rt(napper) as rt:
         h = await rt.trigger(napper, {"for": bad})
         with pytest.raises(WorkflowFailed, match="invalid duration"):
@@ -272,7 +274,10 @@ async def test_emit_event_and_get_events(make_rt: MakeRuntime) -> None:
         h = await rt.trigger(tracked, None)
         await h.result(timeout=10)
         events = await rt.get_events(h.run_id)
-        assert [(e.kind, e.payload) for e in events] == [("started", {"at": 1}), ("finished", {"at": 2})]
+        assert [(e.kind, e.payload) for e in events] == [
+            ("started", {"at": 1}),
+            ("finished", {"at": 2}),
+        ]
 
 
 async def test_deterministic_values_and_quiet_logger_under_replay(
@@ -285,8 +290,10 @@ async def test_deterministic_values_and_quiet_logger_under_replay(
         await ctx.sleep("gap", "50ms")
         second = (ctx.now(), ctx.random(), ctx.uuid4())
         ctx.logger.info("end")
-        return {"first": [first[0], first[1], str(first[2])],
-                "second": [second[0], second[1], str(second[2])]}
+        return {
+            "first": [first[0], first[1], str(first[2])],
+            "second": [second[0], second[1], str(second[2])],
+        }
 
     caplog.set_level(logging.INFO, logger="durable.workflow")
     async with make_rt(values, sticky_cache=0) as rt:
@@ -380,8 +387,12 @@ async def test_parallel_failure_propagates_like_gather(make_rt: MakeRuntime) -> 
         from durable import RetryPolicy, StepFailed
 
         try:
-            await ctx.parallel([ctx.step("ok", lambda: 1),
-                                ctx.step("bad", boom, retry=RetryPolicy(max_attempts=1))])
+            await ctx.parallel(
+                [
+                    ctx.step("ok", lambda: 1),
+                    ctx.step("bad", boom, retry=RetryPolicy(max_attempts=1)),
+                ]
+            )
         except StepFailed as exc:
             return exc.step
         return None
