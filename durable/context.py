@@ -214,7 +214,15 @@ class Context:
                     x.check_payload(data, f"result of step {name!r}")
                     await x.append(x.event(pos, EventKind.STEP_COMPLETED, name, data))
                     return decoded
-                except (StepFailed, asyncio.CancelledError):
+                except StepFailed:
+                    raise
+                except asyncio.CancelledError:
+                    if x.closing:
+                        # The run was cancelled: the cancellation has been delivered here,
+                        # so let the workflow's cleanup code await normally from now on.
+                        task = asyncio.current_task()
+                        if task is not None:
+                            task.uncancel()
                     raise
                 except Exception as exc:
                     final = attempts >= policy.max_attempts or not policy.is_retryable(exc)

@@ -366,7 +366,7 @@ class PostgresStore:
             extend_ids = [e.run_id for e in batch.extends if e.run_id not in rejected]
             if extend_ids:
                 await conn.execute(
-                    "UPDATE runs SET lease_until = $2 + make_interval(secs => $3)"
+                    "UPDATE runs SET lease_until = $2::timestamptz + make_interval(secs => $3)"
                     " WHERE id = ANY($1::text[])",
                     extend_ids,
                     batch.now,
@@ -380,11 +380,14 @@ class PostgresStore:
         pairs = [(r["parent_run_id"], r["id"]) for r in children if r["parent_run_id"]]
         if not pairs:
             return
+        # Several children of one parent can finish in one batch: aggregate per parent so
+        # every child's wake-up counts and none overwrites another's.
         await conn.execute(
-            "UPDATE runs p SET wakeups = p.wakeups + 1,"
+            "UPDATE runs p SET wakeups = p.wakeups + c.n,"
             " ready_at = CASE WHEN p.status IN ('pending', 'suspended')"
-            "  AND ('c:' || c.child) = ANY(p.waiting_on) THEN $3 ELSE p.ready_at END"
-            " FROM unnest($1::text[], $2::text[]) AS c(parent, child)"
+            "  AND p.waiting_on && c.keys THEN $3 ELSE p.ready_at END"
+            " FROM (SELECT parent, count(*) AS n, array_agg('c:' || child) AS keys"
+            "       FROM unnest($1::text[], $2::text[]) AS u(parent, child) GROUP BY parent) c"
             " WHERE p.id = c.parent AND p.status NOT IN ('completed', 'failed', 'cancelled')",
             [p for p, _ in pairs],
             [c for _, c in pairs],

@@ -281,7 +281,7 @@ class RunExecution:
         with self.telemetry.attempt():
             if self.task is None:
                 self.task = asyncio.create_task(self._main(), name=f"durable-run-{self.run_id}")
-                self.task.add_done_callback(lambda _t: self._idle.set())
+                self.task.add_done_callback(self._task_done)
             try:
                 self.check_limits()
             except RunAborted:
@@ -299,6 +299,12 @@ class RunExecution:
                     return await self._finish()
                 if self.active == 0 and self._parked and await self._stays_idle():
                     return await self._suspend()
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        # Mark the outcome as seen: an evicted or abandoned coroutine's exit is expected.
+        if not task.cancelled():
+            task.exception()
+        self._idle.set()
 
     async def _stays_idle(self) -> bool:
         mark = self.progress
@@ -435,7 +441,11 @@ class RunExecution:
         """The run was cancelled: deliver CancelledError into the workflow for its cleanup.
 
         Cleanup code may still run steps (unrecorded); waits raise WorkflowCancelled.
+        Idempotent: the canceller and its NOTIFY both land here, and a second cancel
+        would interrupt the cleanup itself.
         """
+        if self.closing:
+            return
         self.closing = True
         if self.task is not None and not self.task.done():
             self.task.cancel()
