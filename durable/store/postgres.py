@@ -82,6 +82,18 @@ async def _insert_events(conn: asyncpg.Connection, run_ids: list[str], events: l
     )
 
 
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """Pool connections skip asyncpg's reset-on-release round trip.
+
+    The reset undoes session state (LISTEN, advisory locks, SET) that durable never
+    leaves on pooled connections: listeners use their own connection and migrations take
+    a transaction-scoped lock.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class PostgresStore:
     """The production store. One pool per runtime; the group committer borrows from it."""
 
@@ -103,6 +115,7 @@ class PostgresStore:
             self.dsn,
             min_size=1,
             max_size=self.pool_size,
+            connection_class=_Connection,
             server_settings={"search_path": self.schema, "application_name": "durable"},
         )
 
@@ -277,102 +290,64 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     async def _commit_once(self, batch: Batch) -> BatchResult:
-        """Write one group commit: events, terminal states, suspensions and lease renewals.
+        """Write one group commit through `durable_commit` (migration 0003): one round trip.
 
-        The run rows are locked first, in id order (so two committers cannot deadlock), and
-        each run's writes are kept only if its fence still matches and it is still running:
-        a worker that lost its lease writes nothing, without failing anyone else's rows.
+        The function locks the batch's runs in id order and keeps each run's writes only
+        if its fence still matches and it is still running, so a worker that lost its
+        lease writes nothing without failing anyone else's rows.
         """
-        fences: dict[str, int] = {}
-        for row in batch.events:
-            fences[row.run_id] = row.fence
-        for fin in batch.finishes:
-            fences[fin.run_id] = fin.fence
-        for sus in batch.suspends:
-            fences[sus.run_id] = sus.fence
-        for ext in batch.extends:
-            fences.setdefault(ext.run_id, ext.fence)
-        ids = sorted(fences)
-        rejected: set[str] = set()
-        closed: set[str] = set()
-        woken: set[str] = set()
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT id, fence, status FROM runs WHERE id = ANY($1::text[]) "
-                "ORDER BY id FOR NO KEY UPDATE",
-                ids,
-            )
-            state = {r["id"]: (r["fence"], r["status"]) for r in rows}
-            for run_id, fence in fences.items():
-                current = state.get(run_id)
-                if current is None or current[0] != fence or current[1] != "running":
-                    rejected.add(run_id)
-                    if current is not None and current[1] in TERMINAL:
-                        closed.add(run_id)
-            ev_runs: list[str] = []
-            ev_list: list[Event] = []
-            for row in batch.events:
-                if row.run_id not in rejected:
-                    ev_runs.append(row.run_id)
-                    ev_list.append(row.event)
-            finishes = [f for f in batch.finishes if f.run_id not in rejected]
-            for fin in finishes:
-                if fin.event is not None:
-                    ev_runs.append(fin.run_id)
-                    ev_list.append(fin.event)
-            if ev_list:
-                await _insert_events(conn, ev_runs, ev_list)
-            if finishes:
-                parents = await conn.fetch(
-                    "UPDATE runs r SET status = f.status, output = f.output, error = f.error,"
-                    " finished_at = $5, updated_at = $5, lease_owner = NULL, lease_until = NULL,"
-                    " ready_at = NULL, waiting_on = '{}', pending = NULL"
-                    " FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])"
-                    "  AS f(id, status, output, error)"
-                    " WHERE r.id = f.id RETURNING r.id, r.parent_run_id",
-                    [f.run_id for f in finishes],
-                    [f.status for f in finishes],
-                    [f.output for f in finishes],
-                    [f.error for f in finishes],
-                    batch.now,
-                )
-                await self._wake_parents(conn, parents, batch.now)
-                await conn.execute(
-                    "SELECT pg_notify($1, 'd:' || x) FROM unnest($2::text[]) x",
-                    self.channel,
-                    [f.run_id for f in finishes],
-                )
-            suspends = [s for s in batch.suspends if s.run_id not in rejected]
-            if suspends:
-                # A signal or child completion that raced with this suspension bumped
-                # `wakeups`; seeing a different count than at claim time wakes the run now
-                # instead of losing the wake-up.
-                woke_rows = await conn.fetch(
-                    "UPDATE runs r SET status = 'suspended', lease_owner = NULL, lease_until = NULL,"
-                    " ready_at = CASE WHEN r.wakeups <> s.seen THEN $6 ELSE s.ready_at END,"
-                    " waiting_on = string_to_array(s.waiting, chr(31)), pending = s.pending,"
-                    " updated_at = $6"
-                    " FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::bytea[], $5::bigint[])"
-                    "  AS s(id, ready_at, waiting, pending, seen)"
-                    " WHERE r.id = s.id RETURNING r.id, r.wakeups <> s.seen AS woke",
-                    [s.run_id for s in suspends],
-                    [s.ready_at for s in suspends],
-                    ["\x1f".join(s.waiting_on) for s in suspends],
-                    [s.pending for s in suspends],
-                    [s.seen_wakeups for s in suspends],
-                    batch.now,
-                )
-                woken = {r["id"] for r in woke_rows if r["woke"]}
-            extend_ids = [e.run_id for e in batch.extends if e.run_id not in rejected]
-            if extend_ids:
-                await conn.execute(
-                    "UPDATE runs SET lease_until = $2::timestamptz + make_interval(secs => $3)"
-                    " WHERE id = ANY($1::text[])",
-                    extend_ids,
-                    batch.now,
-                    batch.lease_s,
-                )
-        return BatchResult(rejected=rejected, woken=woken, closed=closed)
+        evs = batch.events
+        fins = batch.finishes
+        events = [(r.run_id, r.fence, r.event) for r in evs]
+        events.extend((f.run_id, f.fence, f.event) for f in fins if f.event is not None)
+        sus = batch.suspends
+        ext = batch.extends
+        rows = await self._commit_conn_fetch(
+            "SELECT run_id, outcome FROM durable_commit($1, $2, $3,"
+            " $4, $5, $6, $7, $8, $9, $10, $11,"
+            " $12, $13, $14, $15, $16,"
+            " $17, $18, $19, $20, $21, $22,"
+            " $23, $24)",
+            batch.now,
+            batch.lease_s,
+            self.channel,
+            [r for r, _, _ in events],
+            [f for _, f, _ in events],
+            [e.seq for _, _, e in events],
+            [e.pos for _, _, e in events],
+            [e.kind for _, _, e in events],
+            [e.name for _, _, e in events],
+            [e.payload for _, _, e in events],
+            [e.created_at for _, _, e in events],
+            [f.run_id for f in fins],
+            [f.fence for f in fins],
+            [f.status for f in fins],
+            [f.output for f in fins],
+            [f.error for f in fins],
+            [s.run_id for s in sus],
+            [s.fence for s in sus],
+            [s.ready_at for s in sus],
+            ["\x1f".join(s.waiting_on) for s in sus],
+            [s.pending for s in sus],
+            [s.seen_wakeups for s in sus],
+            [x.run_id for x in ext],
+            [x.fence for x in ext],
+        )
+        result = BatchResult(rejected=set(), woken=set(), closed=set())
+        for row in rows:
+            outcome = row["outcome"]
+            if outcome == "woken":
+                result.woken.add(row["run_id"])
+            else:
+                result.rejected.add(row["run_id"])
+                if outcome == "closed":
+                    result.closed.add(row["run_id"])
+        return result
+
+    async def _commit_conn_fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.pool.acquire() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+            return rows
 
     async def _wake_parents(
         self, conn: asyncpg.Connection, children: Sequence[asyncpg.Record], now: datetime

@@ -1,0 +1,295 @@
+"""durable's side of the benchmark suite: one JSON line per scenario (see _common.py).
+
+    python benchmarks/durable_bench.py [--smoke] [--scenarios 1,2,3,4,5,6,7,8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    add_common_args,
+    emit,
+    latency_fields,
+    log,
+    parse_scenarios,
+    recreate_database_async,
+)
+
+from durable import Context, Runtime, workflow  # noqa: E402
+
+SYSTEM = "durable"
+
+
+async def noop() -> None:
+    return None
+
+
+@workflow(name="ten_steps")
+async def ten_steps(ctx: Context, _: Any) -> int:
+    for i in range(10):
+        await ctx.step(f"s{i}", noop)
+    return 10
+
+
+@workflow(name="one_step")
+async def one_step(ctx: Context, _: Any) -> int:
+    await ctx.step("s", noop)
+    return 1
+
+
+@workflow(name="many_steps")
+async def many_steps(ctx: Context, n: int) -> int:
+    for i in range(n):
+        await ctx.step("s", noop)
+    del i
+    return n
+
+
+@workflow(name="waiter")
+async def waiter(ctx: Context, n: int) -> int:
+    for _ in range(n):
+        await ctx.step("s", noop)
+    await ctx.wait_for_signal("go")
+    return n
+
+
+@workflow(name="sleeper")
+async def sleeper(ctx: Context, _: Any) -> None:
+    await ctx.sleep("nap", "1s")
+
+
+WORKFLOWS = [ten_steps, one_step, many_steps, waiter, sleeper]
+
+
+def runtime(dsn: str, **kw: Any) -> Runtime:
+    kw.setdefault("concurrency", 1000)
+    kw.setdefault("poll_interval", "200ms")
+    kw.setdefault("pool_size", 10)
+    return Runtime(dsn, workflows=WORKFLOWS, **kw)
+
+
+async def trigger_many(rt: Runtime, wf: Any, n: int, inp: Any = None) -> list[Any]:
+    sem = asyncio.Semaphore(50)
+
+    async def one() -> Any:
+        async with sem:
+            return await rt.trigger(wf, inp)
+
+    return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def scenario_1(dsn: str, runs: int) -> dict[str, Any]:
+    async with runtime(dsn) as rt:
+        t0 = time.perf_counter()
+        handles = await trigger_many(rt, ten_steps, runs)
+        await asyncio.gather(*(h.result(timeout=600) for h in handles))
+        wall = time.perf_counter() - t0
+    return emit(SYSTEM, "1_concurrent_10_step_runs", sizes={"runs": runs, "steps": 10},
+                wall_s=wall, count=runs * 10, unit="steps/s",
+                batches=None)
+
+
+async def scenario_2(dsn: str, runs: int) -> dict[str, Any]:
+    async with runtime(dsn) as rt:
+        t0 = time.perf_counter()
+        handles = await trigger_many(rt, one_step, runs)
+        await asyncio.gather(*(h.result(timeout=600) for h in handles))
+        wall = time.perf_counter() - t0
+    return emit(SYSTEM, "2_one_step_runs", sizes={"runs": runs}, wall_s=wall, count=runs,
+                unit="runs/s")
+
+
+async def scenario_3(dsn: str, steps: int) -> dict[str, Any]:
+    async with runtime(dsn) as rt:
+        t0 = time.perf_counter()
+        h = await rt.trigger(many_steps, steps)
+        await h.result(timeout=600)
+        wall = time.perf_counter() - t0
+    return emit(SYSTEM, "3_sequential_steps", sizes={"steps": steps}, wall_s=wall,
+                count=steps, unit="steps/s", ms_per_step=wall * 1000 / steps)
+
+
+async def scenario_4(dsn: str, runs: int) -> dict[str, Any]:
+    lat = []
+    async with runtime(dsn) as rt:
+        await (await rt.trigger(one_step, None)).result(timeout=60)  # warm up
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            t = time.perf_counter()
+            await (await rt.trigger(one_step, None)).result(timeout=60)
+            lat.append(time.perf_counter() - t)
+        wall = time.perf_counter() - t0
+    return emit(SYSTEM, "4_start_to_result_latency", sizes={"runs": runs}, wall_s=wall,
+                count=runs, unit="runs/s", **latency_fields(lat))
+
+
+async def scenario_5(dsn: str, sizes: list[int]) -> list[dict[str, Any]]:
+    out = []
+    for n in sizes:
+        async with runtime(dsn, sticky_cache=0) as rt:
+            h = await rt.trigger(waiter, n)
+            while (await h.status()) != "suspended":
+                await asyncio.sleep(0.05)
+            events = len((await rt.get_run(h.run_id)).history)
+            # With sticky_cache=0 the coroutine was dropped: this resume replays everything.
+            t0 = time.perf_counter()
+            await rt.signal(h.run_id, "go")
+            await h.result(timeout=600)
+            wall = time.perf_counter() - t0
+        out.append(emit(SYSTEM, "5_replay_evicted_run", sizes={"events": events}, wall_s=wall,
+                        ms=wall * 1000))
+    return out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+async def scenario_6(dsn: str, runs: int) -> list[dict[str, Any]]:
+    results = []
+    async with runtime(dsn, sticky_cache=runs) as rt:
+        before = rss_mb()
+        t0 = time.perf_counter()
+        handles = await trigger_many(rt, waiter, runs, 1)
+        while True:
+            n = (await rt.store.pool.fetchval("SELECT count(*) FROM runs WHERE status='suspended'"))
+            if n >= runs:
+                break
+            await asyncio.sleep(0.2)
+        wall = time.perf_counter() - t0
+        after = rss_mb()
+        results.append(emit(SYSTEM, "6a_suspended_runs_rss", sizes={"runs": runs}, wall_s=wall,
+                            rss_mb_before=before, rss_mb_after=after,
+                            rss_mb_growth=after - before))
+        for h in handles:
+            await rt.signal(h.run_id, "go")
+        await asyncio.gather(*(h.result(timeout=600) for h in handles))
+    async with runtime(dsn) as rt:
+        t0 = time.perf_counter()
+        handles = await trigger_many(rt, sleeper, runs)
+        await asyncio.gather(*(h.result(timeout=600) for h in handles))
+        rows = await rt.store.pool.fetch(
+            "SELECT f.created_at - s.created_at AS total, f.created_at AS fired,"
+            " (s.payload) AS p FROM events s JOIN events f ON f.run_id = s.run_id"
+            " AND f.kind = 'timer_fired' WHERE s.kind = 'timer_started'"
+        )
+        from durable import codec
+
+        late = [
+            (r["fired"] - codec.decode(r["p"])["until"]).total_seconds() for r in rows
+        ]
+        wall = time.perf_counter() - t0
+        results.append(emit(SYSTEM, "6b_timers_1s", sizes={"timers": runs}, wall_s=wall,
+                            max_late_s=max(late), **latency_fields(late)))
+    return results
+
+
+async def scenario_7(dsn: str, runs: int, filler: int) -> list[dict[str, Any]]:
+    out = []
+    empty = await scenario_1(dsn, runs)
+    async with runtime(dsn, worker=False) as rt:
+        pool = rt.store.pool
+        log(f"filling {filler} finished runs ...")
+        await pool.execute(
+            "INSERT INTO runs (id, workflow, version, status, input, output, created_at,"
+            " updated_at, finished_at) SELECT 'fill-' || g, 'ten_steps', '1', 'completed',"
+            " '\\x4dc0'::bytea, '\\x4d0a'::bytea, now(), now(), now()"
+            " FROM generate_series(1, $1) g",
+            filler,
+        )
+        await pool.execute(
+            "INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at)"
+            " SELECT 'fill-' || g, s, s - 1, 'step_completed', 's' || s, '\\x4dc0'::bytea, now()"
+            " FROM generate_series(1, $1) g, generate_series(1, 10) s",
+            filler,
+        )
+        await pool.execute("ANALYZE runs; ANALYZE events")
+    full = await scenario_1(dsn, runs)
+    out.append(emit(SYSTEM, "7_full_tables_vs_empty", sizes={"runs": runs, "filler": filler},
+                    wall_s=full["wall_s"], empty_steps_per_s=empty["throughput"],
+                    full_steps_per_s=full["throughput"],
+                    ratio=full["throughput"] / empty["throughput"]))
+    return out
+
+
+WORKER_SCRIPT = """
+import asyncio, sys
+sys.path.insert(0, {bench!r})
+import durable_bench as b
+async def main():
+    async with b.runtime({dsn!r}):
+        await asyncio.sleep({secs})
+asyncio.run(main())
+"""
+
+
+async def scenario_8(dsn: str, runs: int) -> list[dict[str, Any]]:
+    out = []
+    for workers in (1, 2):
+        async with runtime(dsn, worker=False) as rt:
+            handles = await trigger_many(rt, ten_steps, runs)
+            procs = [
+                subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT.format(
+                    bench=str(Path(__file__).parent), dsn=dsn, secs=600)])
+                for _ in range(workers)
+            ]
+            t0 = time.perf_counter()
+            try:
+                await asyncio.gather(*(h.result(timeout=600) for h in handles))
+                wall = time.perf_counter() - t0
+            finally:
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait(30)
+        out.append(emit(SYSTEM, "8_worker_processes", sizes={"runs": runs, "steps": 10,
+                        "workers": workers}, wall_s=wall, count=runs * 10, unit="steps/s"))
+    return out
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_common_args(parser)
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8")
+    args = parser.parse_args()
+    scenarios = parse_scenarios(args.scenarios, range(1, 9))
+    smoke = args.smoke
+    for n in scenarios:
+        dsn = await recreate_database_async(args.dsn, "bench_durable")
+        log(f"durable scenario {n}")
+        if n == 1:
+            await scenario_1(dsn, 50 if smoke else 1000)
+        elif n == 2:
+            await scenario_2(dsn, 100 if smoke else 2000)
+        elif n == 3:
+            await scenario_3(dsn, 100 if smoke else 1000)
+        elif n == 4:
+            await scenario_4(dsn, 20 if smoke else 200)
+        elif n == 5:
+            await scenario_5(dsn, [100, 1000] if smoke else [1000, 10000])
+        elif n == 6:
+            await scenario_6(dsn, 200 if smoke else 10000)
+        elif n == 7:
+            await scenario_7(dsn, 50 if smoke else 1000, 2000 if smoke else 1_000_000)
+        elif n == 8:
+            await scenario_8(dsn, 50 if smoke else 1000)
+
+
+if __name__ == "__main__":
+    del asyncpg
+    asyncio.run(main())

@@ -1,0 +1,87 @@
+-- durable schema v3: the group commit as one server-side function.
+--
+-- One call (one round trip, one implicit transaction) writes a whole batch: it locks
+-- the batch's runs in id order (so concurrent committers cannot deadlock on them),
+-- keeps each run's writes only if its fence still matches and it is still running
+-- (a worker that lost its lease writes nothing, without failing anyone else's rows),
+-- appends events, finishes runs and wakes their parents, suspends runs (waking at
+-- once any run whose `wakeups` moved since it was claimed) and renews leases.
+-- It returns one row per run that needs the caller's attention.
+CREATE OR REPLACE FUNCTION durable_commit(
+    p_now timestamptz,
+    p_lease_s float8,
+    p_channel text,
+    ev_run text[], ev_fence bigint[], ev_seq int[], ev_pos int[], ev_kind text[],
+    ev_name text[], ev_payload bytea[], ev_created timestamptz[],
+    f_run text[], f_fence bigint[], f_status text[], f_output bytea[], f_error text[],
+    s_run text[], s_fence bigint[], s_ready timestamptz[], s_waiting text[],
+    s_pending bytea[], s_seen bigint[],
+    x_run text[], x_fence bigint[]
+) RETURNS TABLE (run_id text, outcome text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    finished record;
+BEGIN
+    PERFORM 1 FROM runs r
+     WHERE r.id = ANY(ev_run || f_run || s_run || x_run)
+     ORDER BY r.id FOR NO KEY UPDATE;
+
+    -- Which (run, fence) pairs may not write: reported back, their rows skipped below.
+    RETURN QUERY
+    SELECT DISTINCT u.id, CASE WHEN r.status IN ('completed', 'failed', 'cancelled')
+                               THEN 'closed' ELSE 'rejected' END
+      FROM unnest(ev_run || f_run || s_run || x_run, ev_fence || f_fence || s_fence || x_fence)
+           AS u(id, fence)
+      LEFT JOIN runs r ON r.id = u.id
+     WHERE r.id IS NULL OR r.fence <> u.fence OR r.status <> 'running';
+
+    INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at)
+    SELECT e.run_id, e.seq, e.pos, e.kind, e.name, e.payload, e.created_at
+      FROM unnest(ev_run, ev_fence, ev_seq, ev_pos, ev_kind, ev_name, ev_payload, ev_created)
+           AS e(run_id, fence, seq, pos, kind, name, payload, created_at)
+      JOIN runs r ON r.id = e.run_id AND r.fence = e.fence AND r.status = 'running';
+
+    FOR finished IN
+        UPDATE runs r SET status = f.status, output = f.output, error = f.error,
+               finished_at = p_now, updated_at = p_now, lease_owner = NULL,
+               lease_until = NULL, ready_at = NULL, waiting_on = '{}', pending = NULL
+          FROM unnest(f_run, f_fence, f_status, f_output, f_error)
+               AS f(id, fence, status, output, error)
+         WHERE r.id = f.id AND r.fence = f.fence AND r.status = 'running'
+        RETURNING r.id, r.parent_run_id
+    LOOP
+        PERFORM pg_notify(p_channel, 'd:' || finished.id);
+        IF finished.parent_run_id IS NOT NULL THEN
+            UPDATE runs p SET wakeups = p.wakeups + 1,
+                   ready_at = CASE WHEN p.status IN ('pending', 'suspended')
+                                    AND ('c:' || finished.id) = ANY(p.waiting_on)
+                                   THEN p_now ELSE p.ready_at END
+             WHERE p.id = finished.parent_run_id
+               AND p.status NOT IN ('completed', 'failed', 'cancelled');
+            PERFORM pg_notify(p_channel, 'w');
+        END IF;
+    END LOOP;
+
+    RETURN QUERY
+    UPDATE runs r SET status = 'suspended', lease_owner = NULL, lease_until = NULL,
+           ready_at = CASE WHEN r.wakeups <> s.seen THEN p_now ELSE s.ready_at END,
+           waiting_on = string_to_array(s.waiting, chr(31)), pending = s.pending,
+           updated_at = p_now
+      FROM unnest(s_run, s_fence, s_ready, s_waiting, s_pending, s_seen)
+           AS s(id, fence, ready_at, waiting, pending, seen)
+     WHERE r.id = s.id AND r.fence = s.fence AND r.status = 'running'
+       AND r.wakeups <> s.seen
+    RETURNING r.id, 'woken'::text;
+
+    UPDATE runs r SET status = 'suspended', lease_owner = NULL, lease_until = NULL,
+           ready_at = s.ready_at, waiting_on = string_to_array(s.waiting, chr(31)),
+           pending = s.pending, updated_at = p_now
+      FROM unnest(s_run, s_fence, s_ready, s_waiting, s_pending, s_seen)
+           AS s(id, fence, ready_at, waiting, pending, seen)
+     WHERE r.id = s.id AND r.fence = s.fence AND r.status = 'running';
+
+    UPDATE runs r SET lease_until = p_now + make_interval(secs => p_lease_s)
+      FROM unnest(x_run, x_fence) AS x(id, fence)
+     WHERE r.id = x.id AND r.fence = x.fence AND r.status = 'running';
+END;
+$$;
