@@ -46,6 +46,7 @@ from durable.errors import (
     WorkflowFailed,
 )
 from durable.retry import RetryPolicy
+from durable.telemetry import enabled as telemetry_enabled
 from durable.workflow import WorkflowDef, check_name
 
 if TYPE_CHECKING:
@@ -201,7 +202,10 @@ class Context:
                 attempts += 1
                 x.check_limits()
                 try:
-                    with x.telemetry.step(name, attempts):
+                    if telemetry_enabled():
+                        with x.telemetry.step(name, attempts):
+                            value = await self._call(fn, args, kwargs, timeout_s)
+                    else:
                         value = await self._call(fn, args, kwargs, timeout_s)
                     try:
                         data, decoded = codec.roundtrip(value, what=f"result of step {name!r}")
@@ -245,15 +249,22 @@ class Context:
         kwargs: dict[str, Any],
         timeout_s: float | None,
     ) -> Any:
+        if timeout_s is None:
+            return await self._invoke(fn, args, kwargs)
         async with asyncio.timeout(timeout_s):
-            if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-                getattr(fn, "__call__", None)  # noqa: B004 - callables with async __call__
-            ):
-                return await fn(*args, **kwargs)
-            result = await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
-            if inspect.isawaitable(result):
-                return await result
-            return result
+            return await self._invoke(fn, args, kwargs)
+
+    @staticmethod
+    async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - callables with async __call__
+        ):
+            return await fn(*args, **kwargs)
+        # Sync functions run in a worker thread so they never block the event loop.
+        result = await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        if inspect.isawaitable(result):
+            return await result
+        return result
 
     @staticmethod
     def _step_failed(name: str, failure: StepFailure) -> StepFailed:

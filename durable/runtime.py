@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from durable import codec
+from durable.batching import Coalescer
 from durable.clock import SYSTEM_CLOCK, Clock
 from durable.core.events import EventKind
 from durable.durations import parse_duration
@@ -183,6 +184,8 @@ class Runtime:
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._scheduler: Any = None
         self._open = False
+        # Concurrent triggers share one INSERT and one commit per batch.
+        self._creator: Coalescer[NewRun, tuple[str, bool]] = Coalescer(self._create_runs)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -319,10 +322,14 @@ class Runtime:
             ev.set()
 
     async def _wait_finished(self, run_id: str) -> RunRecord:
+        """Wait on this process's finish notices (local runs and NOTIFY), polling as a
+        fallback: rarely while LISTEN is up, since a notice covers every finish."""
         ev = asyncio.Event()
         self._waiters.setdefault(run_id, []).append(ev)
         try:
-            delay = 0.05
+            listening = self._listener is not None and not self._listener.is_closed()
+            delay = self.poll_interval if listening else 0.02
+            cap = max(self.poll_interval * 5, 1.0) if listening else max(self.poll_interval, 0.02)
             while True:
                 rec = await self._record(run_id)
                 if rec.status in ("completed", "failed", "cancelled"):
@@ -331,7 +338,7 @@ class Runtime:
                     async with asyncio.timeout(delay):
                         await ev.wait()
                 ev.clear()
-                delay = min(delay * 2, max(self.poll_interval, 0.05))
+                delay = min(delay * 2, cap)
         finally:
             waiters = self._waiters.get(run_id)
             if waiters is not None:
@@ -389,8 +396,11 @@ class Runtime:
             idempotency_key=idempotency_key,
             deadline_s=defn.execution_timeout,
         )
-        rid, created = await self.store.create_run(new, self.clock.now())
+        rid, created = await self._creator.submit(new)
         return RunHandle(self, rid, created)
+
+    async def _create_runs(self, runs: Sequence[NewRun]) -> list[tuple[str, bool]]:
+        return await self.store.create_runs(runs, self.clock.now())
 
     def handle(self, run_id: str) -> RunHandle:
         """A handle for an existing run id (not checked until used)."""

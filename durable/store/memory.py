@@ -240,6 +240,9 @@ class MemoryStore:
         self._notify(["w"])
         return run.run_id, True
 
+    async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[tuple[str, bool]]:
+        return [await self.create_run(run, now) for run in runs]
+
     async def get_run(self, run_id: str) -> RunRecord | None:
         run = self._runs.get(run_id)
         return None if run is None else run.record()

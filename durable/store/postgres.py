@@ -161,36 +161,67 @@ class PostgresStore:
     # -- runs -------------------------------------------------------------------------
 
     async def create_run(self, run: NewRun, now: datetime) -> tuple[str, bool]:
-        deadline = now + timedelta(seconds=run.deadline_s) if run.deadline_s is not None else None
+        return (await self.create_runs([run], now))[0]
+
+    async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[tuple[str, bool]]:
+        """Insert runs in one statement; an existing run id or idempotency key wins.
+
+        Returns, per requested run, the id of the run that now stands for it and whether
+        this call created it.
+        """
+        deadlines = [
+            now + timedelta(seconds=r.deadline_s) if r.deadline_s is not None else None
+            for r in runs
+        ]
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "WITH ins AS ("
-                " INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
-                "  idempotency_key, ready_at, deadline, created_at, updated_at)"
-                " VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $7, $7)"
-                " ON CONFLICT DO NOTHING RETURNING id)"
-                " SELECT id, pg_notify($9, 'w') FROM ins",
-                run.run_id,
-                run.workflow,
-                run.version,
-                run.input,
-                run.parent_run_id,
-                run.idempotency_key,
-                now,
-                deadline,
-                self.channel,
-            )
-            if row is not None:
-                return str(row["id"]), True
-            existing = await conn.fetchval(
-                "SELECT id FROM runs WHERE id = $1 OR ($2::text IS NOT NULL AND idempotency_key = $2) "
-                "ORDER BY (id = $1) DESC LIMIT 1",
-                run.run_id,
-                run.idempotency_key,
-            )
-            if existing is None:  # pragma: no cover - a conflicting row vanished; retry once
-                return await self.create_run(run, now)
-            return str(existing), False
+            created = {
+                r["id"]
+                for r in await conn.fetch(
+                    "WITH ins AS ("
+                    " INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
+                    "  idempotency_key, ready_at, deadline, created_at, updated_at)"
+                    " SELECT u.id, u.workflow, u.version, 'pending', u.input, u.parent,"
+                    "  u.ikey, $8, u.deadline, $8, $8"
+                    " FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],"
+                    "  $6::text[], $7::timestamptz[]) AS u(id, workflow, version, input, parent,"
+                    "  ikey, deadline)"
+                    " ON CONFLICT DO NOTHING RETURNING id)"
+                    " SELECT id, pg_notify($9, 'w') FROM ins",
+                    [r.run_id for r in runs],
+                    [r.workflow for r in runs],
+                    [r.version for r in runs],
+                    [r.input for r in runs],
+                    [r.parent_run_id for r in runs],
+                    [r.idempotency_key for r in runs],
+                    deadlines,
+                    now,
+                    self.channel,
+                )
+            }
+            missing = [r for r in runs if r.run_id not in created]
+            by_id: dict[str, str] = {}
+            by_key: dict[str, str] = {}
+            if missing:
+                for row in await conn.fetch(
+                    "SELECT id, idempotency_key FROM runs"
+                    " WHERE id = ANY($1::text[]) OR idempotency_key = ANY($2::text[])",
+                    [r.run_id for r in missing],
+                    [r.idempotency_key for r in missing if r.idempotency_key is not None],
+                ):
+                    by_id[row["id"]] = row["id"]
+                    if row["idempotency_key"] is not None:
+                        by_key[row["idempotency_key"]] = row["id"]
+        out: list[tuple[str, bool]] = []
+        for r in runs:
+            if r.run_id in created:
+                out.append((r.run_id, True))
+            elif r.run_id in by_id:
+                out.append((r.run_id, False))
+            elif r.idempotency_key is not None and r.idempotency_key in by_key:
+                out.append((by_key[r.idempotency_key], False))
+            else:  # pragma: no cover - a conflicting row vanished between the statements
+                out.append((await self.create_run(r, now))[0], False)
+        return out
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         query = f"SELECT {_RUN_COLS} FROM runs WHERE id = $1"  # noqa: S608 - constant columns

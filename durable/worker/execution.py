@@ -60,6 +60,29 @@ class PendingWait(msgspec.Struct, frozen=True):
     until: datetime | None = None
 
 
+class _OpScope:
+    """`with execution.op():` without a generator per call (this is the per-step hot path)."""
+
+    __slots__ = ("_x",)
+
+    def __init__(self, execution: RunExecution) -> None:
+        self._x = execution
+
+    def __enter__(self) -> None:
+        x = self._x
+        x.active += 1
+        x.progress += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        x = self._x
+        x.active -= 1
+        x.progress += 1
+        # Only a run with parked waits can need to suspend; waking the driver after
+        # every plain step would cost a task switch per step for nothing.
+        if x.active == 0 and x._parked:
+            x._idle.set()
+
+
 class RunExecution:
     """The live state of one run on this worker."""
 
@@ -89,6 +112,7 @@ class RunExecution:
         self._idle = asyncio.Event()
         self.task: asyncio.Task[Any] | None = None
         self.telemetry = RunTelemetry(defn.name, defn.version, self.run_id)
+        self._scope = _OpScope(self)
         self.ctx = Context(self)
 
     # -- helpers for Context ----------------------------------------------------------
@@ -96,20 +120,11 @@ class RunExecution:
     def now(self) -> datetime:
         return self.executor.clock.now()
 
-    @contextlib.contextmanager
-    def op(self) -> Iterator[None]:
+    def op(self) -> _OpScope:
         """Marks a ctx operation as running; the run cannot suspend while any is."""
         if self.dead:
             raise RunAborted
-        self.active += 1
-        self.progress += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
-            self.progress += 1
-            if self.active == 0:
-                self._idle.set()
+        return self._scope
 
     def history_at(self, pos: int, kind: OpKind, name: str) -> Sequence[Event]:
         try:
@@ -243,8 +258,7 @@ class RunExecution:
         self._parked[pos] = (future, PendingWait(kind, name, until), key)
         self.active -= 1
         self.progress += 1
-        if self.active == 0:
-            self._idle.set()
+        self._idle.set()
         try:
             await future
         finally:

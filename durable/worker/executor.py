@@ -90,9 +90,13 @@ class Executor:
             self._beat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._beat_task
+        dropped = [e.task for e in self.sticky.values() if e.task is not None]
         for execution in self.sticky.values():
             execution.evict()
         self.sticky.clear()
+        if dropped:
+            # Let the cancelled coroutines unwind before the loop may close.
+            await asyncio.wait(dropped, timeout=1.0)
         await self.committer.close()
         if leftover:
             with contextlib.suppress(Exception):
