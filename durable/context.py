@@ -221,12 +221,7 @@ class Context:
                 except StepFailed:
                     raise
                 except asyncio.CancelledError:
-                    if x.closing:
-                        # The run was cancelled: the cancellation has been delivered here,
-                        # so let the workflow's cleanup code await normally from now on.
-                        task = asyncio.current_task()
-                        if task is not None:
-                            task.uncancel()
+                    x.cancellation_delivered()
                     raise
                 except Exception as exc:
                     final = attempts >= policy.max_attempts or not policy.is_retryable(exc)

@@ -220,7 +220,7 @@ class PostgresStore:
             elif r.idempotency_key is not None and r.idempotency_key in by_key:
                 out.append((by_key[r.idempotency_key], False))
             else:  # pragma: no cover - a conflicting row vanished between the statements
-                out.append((await self.create_run(r, now))[0], False)
+                out.append(((await self.create_run(r, now))[0], False))
         return out
 
     async def get_run(self, run_id: str) -> RunRecord | None:

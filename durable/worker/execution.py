@@ -9,10 +9,9 @@ while the live coroutine may stay in the sticky cache to resume without replay.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -440,6 +439,13 @@ class RunExecution:
         seq = self.next_seq
         self.next_seq += 1
         return Event(seq, RUN_POS, kind.value, "", payload, self.now())
+
+    def cancellation_delivered(self) -> None:
+        """A user cancel reached the workflow: let its cleanup code await normally."""
+        if self.closing:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
 
     def evict(self) -> None:
         """Drop the live coroutine; the next claim replays from history instead."""
