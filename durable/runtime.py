@@ -28,7 +28,7 @@ from durable.errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
-from durable.store.base import NewRun, RunRecord
+from durable.store.base import Finish, NewRun, RunRecord
 from durable.store.postgres import PostgresStore
 from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
@@ -113,15 +113,13 @@ class RunHandle:
         """
         seconds = None if timeout is None else parse_duration(timeout)
         async with asyncio.timeout(seconds):
-            rec = await self._rt._wait_finished(self.run_id)
-        if rec.status == "completed":
-            return codec.decode(rec.output)
-        if rec.status == "cancelled":
+            status, output, error = await self._rt._wait_finished(self.run_id)
+        if status == "completed":
+            return codec.decode(output)
+        if status == "cancelled":
             raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
         raise WorkflowFailed(
-            f"run {self.run_id!r} of workflow {rec.workflow!r} failed: {rec.error}",
-            run_id=self.run_id,
-            error=rec.error,
+            f"run {self.run_id!r} failed: {error}", run_id=self.run_id, error=error
         )
 
 
@@ -182,6 +180,7 @@ class Runtime:
         self._listener: asyncpg.Connection | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._waiters: dict[str, list[asyncio.Event]] = {}
+        self._outcomes: dict[str, Finish] = {}
         self._scheduler: Any = None
         self._open = False
         # Concurrent triggers share one INSERT and one commit per batch.
@@ -310,20 +309,29 @@ class Runtime:
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         text = str(payload)
         if text.startswith("d:"):
-            self._notify_finished(text[2:])
+            self._notify_finished(text[2:], None)
         elif text.startswith("x:"):
             if self._executor is not None:
                 self._executor.cancel_local(text[2:])
         elif self._executor is not None and self.worker:
             self._executor.poke()
 
-    def _notify_finished(self, run_id: str) -> None:
-        for ev in self._waiters.get(run_id, ()):
+    def _notify_finished(self, run_id: str, outcome: Finish | None) -> None:
+        """Wake this process's result() waiters; a local finish hands them its outcome."""
+        waiters = self._waiters.get(run_id)
+        if not waiters:
+            return
+        if outcome is not None:
+            self._outcomes[run_id] = outcome
+        for ev in waiters:
             ev.set()
 
-    async def _wait_finished(self, run_id: str) -> RunRecord:
-        """Wait on this process's finish notices (local runs and NOTIFY), polling as a
-        fallback: rarely while LISTEN is up, since a notice covers every finish."""
+    async def _wait_finished(self, run_id: str) -> tuple[str, bytes | None, str | None]:
+        """Wait for the run's end: (status, output, error).
+
+        Woken by this process's finish notices (local runs hand over their outcome, so no
+        query is needed) and by NOTIFY; polling is the fallback, rare while LISTEN is up.
+        """
         ev = asyncio.Event()
         self._waiters.setdefault(run_id, []).append(ev)
         try:
@@ -331,9 +339,12 @@ class Runtime:
             delay = self.poll_interval if listening else 0.02
             cap = max(self.poll_interval * 5, 1.0) if listening else max(self.poll_interval, 0.02)
             while True:
+                outcome = self._outcomes.get(run_id)
+                if outcome is not None:
+                    return outcome.status, outcome.output, outcome.error
                 rec = await self._record(run_id)
                 if rec.status in ("completed", "failed", "cancelled"):
-                    return rec
+                    return rec.status, rec.output, rec.error
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await ev.wait()
@@ -345,6 +356,7 @@ class Runtime:
                 waiters.remove(ev)
                 if not waiters:
                     del self._waiters[run_id]
+                    self._outcomes.pop(run_id, None)
 
     # -- public API -------------------------------------------------------------------
 
@@ -428,7 +440,7 @@ class Runtime:
             for rid in ids:
                 self._executor.cancel_local(rid)
         for rid in ids:
-            self._notify_finished(rid)
+            self._notify_finished(rid, None)
 
     async def sweep(self) -> int:
         """One pass: fire due schedules, timers and expired leases, and run every runnable

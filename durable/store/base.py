@@ -55,6 +55,8 @@ class ClaimedRun(msgspec.Struct, frozen=True):
     parent_run_id: str | None
     started_at: datetime
     deadline: datetime | None
+    fresh: bool = False
+    """True when no worker ever held the run before: it has no history to load."""
 
 
 class EventRow(msgspec.Struct, frozen=True):

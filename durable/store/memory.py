@@ -308,8 +308,9 @@ class MemoryStore:
             run.lease_owner = owner
             run.lease_until = lease_until
             run.fence += 1
-            if run.started_at is None:
-                run.started_at = now
+            fresh = run.started_at is None
+            started_at = now if run.started_at is None else run.started_at
+            run.started_at = started_at
             run.updated_at = now
             claimed.append(
                 ClaimedRun(
@@ -320,8 +321,9 @@ class MemoryStore:
                     fence=run.fence,
                     wakeups=run.wakeups,
                     parent_run_id=run.parent_run_id,
-                    started_at=run.started_at,
+                    started_at=started_at,
                     deadline=run.deadline,
+                    fresh=fresh,
                 )
             )
         return claimed

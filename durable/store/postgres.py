@@ -275,7 +275,7 @@ class PostgresStore:
         # other; bumping `fence` makes every write of a previous holder fail.
         rows = await self.pool.fetch(
             "WITH c AS ("
-            " SELECT id FROM runs"
+            " SELECT id, started_at AS first FROM runs"
             " WHERE ((status IN ('pending', 'suspended') AND ready_at <= $1)"
             "        OR (status = 'running' AND lease_until < $1))"
             "   AND (workflow, version) IN (SELECT * FROM unnest($2::text[], $3::text[]))"
@@ -286,7 +286,7 @@ class PostgresStore:
             "  started_at = coalesce(r.started_at, $1), updated_at = $1"
             " FROM c WHERE r.id = c.id"
             " RETURNING r.id, r.workflow, r.version, r.input, r.fence, r.wakeups,"
-            "  r.parent_run_id, r.started_at, r.deadline",
+            "  r.parent_run_id, r.started_at, r.deadline, c.first IS NULL AS fresh",
             now,
             [k[0] for k in keys],
             [k[1] for k in keys],
@@ -306,6 +306,7 @@ class PostgresStore:
                 parent_run_id=r["parent_run_id"],
                 started_at=r["started_at"],
                 deadline=r["deadline"],
+                fresh=r["fresh"],
             )
             for r in rows
         ]

@@ -62,11 +62,6 @@ async def get(conn: Executor, name: str, *, for_update: bool = False) -> Schedul
     return None if r is None else _row(r)
 
 
-async def get_many(conn: Executor, names: Sequence[str]) -> dict[str, ScheduleRow]:
-    rows = await conn.fetch(_SELECT + " WHERE name = ANY($1::text[])", list(names))
-    return {r["name"]: _row(r) for r in rows}
-
-
 async def list_all(conn: Executor) -> list[ScheduleRow]:
     rows = await conn.fetch(_SELECT + " ORDER BY name")
     return [_row(r) for r in rows]

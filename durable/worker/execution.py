@@ -107,6 +107,7 @@ class RunExecution:
         self.closing = False
         self.failure: str | None = None
         self.failure_event = True
+        self.outcome: Finish | None = None
         self._parked: dict[int, tuple[asyncio.Future[None], PendingWait, str | None]] = {}
         self._idle = asyncio.Event()
         self.task: asyncio.Task[Any] | None = None
@@ -400,6 +401,7 @@ class RunExecution:
             await self._submit(events=events, finish=finish)
         except RunAborted:
             return "abandoned"
+        self.outcome = finish
         return "finished"
 
     def _completed(self, result: Any) -> Finish:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from durable.clock import Clock
 from durable.core.history import History
-from durable.store.base import ClaimedRun, Extend, Store
+from durable.store.base import ClaimedRun, Extend, Finish, Store
 from durable.worker.committer import GroupCommitter
 from durable.worker.execution import RunExecution
 from durable.workflow import Registry, WorkflowDef
@@ -37,7 +37,7 @@ class Executor:
         poll_interval: float,
         sticky_size: int,
         max_payload: int | None,
-        on_finished: Callable[[str], None],
+        on_finished: Callable[[str, Finish | None], None],
     ) -> None:
         self.store = store
         self.registry = registry
@@ -192,7 +192,7 @@ class Executor:
             else:
                 if execution is not None:
                     execution.evict()
-                history = History(await self.store.load_events(run_id))
+                history = History(() if claimed.fresh else await self.store.load_events(run_id))
                 execution = RunExecution(self, claimed, defn, history)
             self.active[run_id] = execution
             outcome = await execution.drive()
@@ -207,13 +207,16 @@ class Executor:
             self.active.pop(run_id, None)
             self._slot_free.set()
             self._wake.set()
-        if outcome == "suspended" and execution is not None and self.sticky_size > 0:
-            self.sticky[run_id] = execution
-            while len(self.sticky) > self.sticky_size:
-                _, old = self.sticky.popitem(last=False)
-                old.evict()
-        elif outcome == "finished":
-            self.on_finished(run_id)
+        if outcome == "suspended" and execution is not None:
+            if self.sticky_size > 0:
+                self.sticky[run_id] = execution
+                while len(self.sticky) > self.sticky_size:
+                    _, old = self.sticky.popitem(last=False)
+                    old.evict()
+            else:
+                execution.evict()
+        elif outcome == "finished" and execution is not None:
+            self.on_finished(run_id, execution.outcome)
         elif execution is not None and outcome == "abandoned":
             execution.evict()
 
