@@ -8,7 +8,7 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
@@ -28,7 +28,7 @@ from durable.errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
-from durable.store.base import Finish, NewRun, RunRecord
+from durable.store.base import ClaimedRun, Finish, NewRun, RunRecord
 from durable.store.postgres import PostgresStore
 from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
@@ -155,6 +155,7 @@ class Runtime:
         shutdown_grace: Any = "10s",
         pool_size: int = 10,
         listen: bool = True,
+        local_dispatch: bool = True,
         clock: Clock | None = None,
     ) -> None:
         if concurrency < 1:
@@ -174,6 +175,7 @@ class Runtime:
         self.shutdown_grace = parse_duration(shutdown_grace)
         self.pool_size = pool_size
         self.listen = listen
+        self.local_dispatch = local_dispatch
         self.clock = clock or SYSTEM_CLOCK
         self._store: PostgresStore | None = None
         self._executor: Executor | None = None
@@ -399,6 +401,8 @@ class Runtime:
         value = defn.validate_input(input)
         data = codec.encode(value, what=f"input of workflow {defn.name!r}")
         self._check_size(data, f"input of workflow {defn.name!r}")
+        executor = self.executor
+        local = self.worker and self.local_dispatch and executor.reserve(defn)
         new = NewRun(
             run_id=run_id or uuid.uuid4().hex,
             workflow=defn.name,
@@ -407,8 +411,37 @@ class Runtime:
             created_at=self.clock.now(),
             idempotency_key=idempotency_key,
             deadline_s=defn.execution_timeout,
+            owner=executor.owner if local else None,
+            lease_s=self.lease_s,
         )
-        rid, created = await self._creator.submit(new)
+        try:
+            rid, created = await self._creator.submit(new)
+        except BaseException:
+            if local:
+                executor.unreserve()
+            raise
+        if local:
+            if created:
+                executor.start_reserved(
+                    ClaimedRun(
+                        run_id=rid,
+                        workflow=defn.name,
+                        version=defn.version,
+                        input=data,
+                        fence=1,
+                        wakeups=0,
+                        parent_run_id=None,
+                        started_at=new.created_at,
+                        deadline=(
+                            None
+                            if defn.execution_timeout is None
+                            else new.created_at + timedelta(seconds=defn.execution_timeout)
+                        ),
+                        fresh=True,
+                    )
+                )
+            else:
+                executor.unreserve()
         return RunHandle(self, rid, created)
 
     async def _create_runs(self, runs: Sequence[NewRun]) -> list[tuple[str, bool]]:

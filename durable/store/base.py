@@ -24,6 +24,9 @@ class NewRun(msgspec.Struct, frozen=True):
     idempotency_key: str | None = None
     parent_run_id: str | None = None
     deadline_s: float | None = None
+    owner: str | None = None
+    """Insert the run already leased to this worker (local dispatch)."""
+    lease_s: float = 30.0
 
 
 class RunRecord(msgspec.Struct, frozen=True):

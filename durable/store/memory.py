@@ -237,7 +237,15 @@ class MemoryStore:
         self._insert_run(
             run, now, parent_run_id=run.parent_run_id, idempotency_key=run.idempotency_key
         )
-        self._notify(["w"])
+        if run.owner is not None:  # local dispatch: inserted already leased to its creator
+            row = self._runs[run.run_id]
+            row.status = "running"
+            row.lease_owner = run.owner
+            row.lease_until = now + timedelta(seconds=run.lease_s)
+            row.fence = 1
+            row.started_at = now
+        else:
+            self._notify(["w"])
         return run.run_id, True
 
     async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[tuple[str, bool]]:

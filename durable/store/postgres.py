@@ -179,14 +179,22 @@ class PostgresStore:
                 for r in await conn.fetch(
                     "WITH ins AS ("
                     " INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
-                    "  idempotency_key, ready_at, deadline, created_at, updated_at)"
-                    " SELECT u.id, u.workflow, u.version, 'pending', u.input, u.parent,"
-                    "  u.ikey, $8, u.deadline, $8, $8"
+                    "  idempotency_key, ready_at, deadline, created_at, updated_at,"
+                    "  lease_owner, lease_until, fence, started_at)"
+                    " SELECT u.id, u.workflow, u.version,"
+                    "  CASE WHEN u.owner IS NULL THEN 'pending' ELSE 'running' END,"
+                    "  u.input, u.parent, u.ikey, $8::timestamptz, u.deadline, $8, $8, u.owner,"
+                    "  CASE WHEN u.owner IS NULL THEN NULL"
+                    "   ELSE $8::timestamptz + make_interval(secs => u.lease) END,"
+                    "  CASE WHEN u.owner IS NULL THEN 0 ELSE 1 END,"
+                    "  CASE WHEN u.owner IS NULL THEN NULL ELSE $8 END"
                     " FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],"
-                    "  $6::text[], $7::timestamptz[]) AS u(id, workflow, version, input, parent,"
-                    "  ikey, deadline)"
-                    " ON CONFLICT DO NOTHING RETURNING id)"
-                    " SELECT id, pg_notify($9, 'w') FROM ins",
+                    "  $6::text[], $7::timestamptz[], $10::text[], $11::float8[])"
+                    "  AS u(id, workflow, version, input, parent, ikey, deadline, owner, lease)"
+                    " ON CONFLICT DO NOTHING RETURNING id, lease_owner)"
+                    # Only runs left for other workers need a NOTIFY.
+                    " SELECT id, CASE WHEN lease_owner IS NULL THEN pg_notify($9, 'w') END"
+                    " FROM ins",
                     [r.run_id for r in runs],
                     [r.workflow for r in runs],
                     [r.version for r in runs],
@@ -196,6 +204,8 @@ class PostgresStore:
                     deadlines,
                     now,
                     self.channel,
+                    [r.owner for r in runs],
+                    [r.lease_s for r in runs],
                 )
             }
             missing = [r for r in runs if r.run_id not in created]

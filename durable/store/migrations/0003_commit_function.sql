@@ -35,12 +35,15 @@ BEGIN
       LEFT JOIN runs r ON r.id = u.id
      WHERE r.id IS NULL OR r.fence <> u.fence OR r.status <> 'running';
 
-    INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at)
-    SELECT e.run_id, e.seq, e.pos, e.kind, e.name, e.payload, e.created_at
-      FROM unnest(ev_run, ev_fence, ev_seq, ev_pos, ev_kind, ev_name, ev_payload, ev_created)
-           AS e(run_id, fence, seq, pos, kind, name, payload, created_at)
-      JOIN runs r ON r.id = e.run_id AND r.fence = e.fence AND r.status = 'running';
+    IF cardinality(ev_run) > 0 THEN
+        INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at)
+        SELECT e.run_id, e.seq, e.pos, e.kind, e.name, e.payload, e.created_at
+          FROM unnest(ev_run, ev_fence, ev_seq, ev_pos, ev_kind, ev_name, ev_payload, ev_created)
+               AS e(run_id, fence, seq, pos, kind, name, payload, created_at)
+          JOIN runs r ON r.id = e.run_id AND r.fence = e.fence AND r.status = 'running';
+    END IF;
 
+    IF cardinality(f_run) > 0 THEN
     FOR finished IN
         UPDATE runs r SET status = f.status, output = f.output, error = f.error,
                finished_at = p_now, updated_at = p_now, lease_owner = NULL,
@@ -61,7 +64,9 @@ BEGIN
             PERFORM pg_notify(p_channel, 'w');
         END IF;
     END LOOP;
+    END IF;
 
+    IF cardinality(s_run) > 0 THEN
     RETURN QUERY
     UPDATE runs r SET status = 'suspended', lease_owner = NULL, lease_until = NULL,
            ready_at = CASE WHEN r.wakeups <> s.seen THEN p_now ELSE s.ready_at END,
@@ -79,9 +84,12 @@ BEGIN
       FROM unnest(s_run, s_fence, s_ready, s_waiting, s_pending, s_seen)
            AS s(id, fence, ready_at, waiting, pending, seen)
      WHERE r.id = s.id AND r.fence = s.fence AND r.status = 'running';
+    END IF;
 
+    IF cardinality(x_run) > 0 THEN
     UPDATE runs r SET lease_until = p_now + make_interval(secs => p_lease_s)
       FROM unnest(x_run, x_fence) AS x(id, fence)
      WHERE r.id = x.id AND r.fence = x.fence AND r.status = 'running';
+    END IF;
 END;
 $$;
