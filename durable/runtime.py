@@ -311,7 +311,8 @@ class Runtime:
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         text = str(payload)
         if text.startswith("d:"):
-            self._notify_finished(text[2:], None)
+            for run_id in text[2:].split("\x1f"):
+                self._notify_finished(run_id, None)
         elif text.startswith("x:"):
             if self._executor is not None:
                 self._executor.cancel_local(text[2:])
@@ -338,8 +339,10 @@ class Runtime:
         self._waiters.setdefault(run_id, []).append(ev)
         try:
             listening = self._listener is not None and not self._listener.is_closed()
-            delay = self.poll_interval if listening else 0.02
-            cap = max(self.poll_interval * 5, 1.0) if listening else max(self.poll_interval, 0.02)
+            # With LISTEN up every finish sends a notice (and a reconnect wakes all
+            # waiters), so polling only guards against the unforeseen.
+            delay = max(self.poll_interval * 5, 1.0) if listening else 0.02
+            cap = max(self.poll_interval * 50, 10.0) if listening else max(self.poll_interval, 0.02)
             while True:
                 outcome = self._outcomes.get(run_id)
                 if outcome is not None:

@@ -26,8 +26,12 @@ def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 
 
 def check_name(name: str, what: str) -> str:
-    if not isinstance(name, str) or not name or "\x00" in name:
-        raise ValidationError(f"invalid {what} {name!r}: must be a non-empty string without NUL")
+    """Names and ids are stored as text: no NUL (PostgreSQL rejects it) and no 0x1F
+    unit separator (it joins run ids in notifications)."""
+    if not isinstance(name, str) or not name or "\x00" in name or "\x1f" in name:
+        raise ValidationError(
+            f"invalid {what} {name!r}: must be a non-empty string without NUL or \\x1f"
+        )
     return name
 
 

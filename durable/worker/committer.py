@@ -45,12 +45,19 @@ class GroupCommitter:
     """Coalesces submitted writes into batches of at most `max_batch` items."""
 
     def __init__(
-        self, store: Store, clock: Clock, *, lease_s: float, max_batch: int = 1000
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        lease_s: float,
+        max_batch: int = 1000,
+        pipeline: int = 1,
     ) -> None:
         self._store = store
         self._clock = clock
         self._lease_s = lease_s
         self._max_batch = max_batch
+        self._pipeline = pipeline
         self._queue: list[Item] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -111,14 +118,23 @@ class GroupCommitter:
         return await future
 
     async def _loop(self) -> None:
+        # Up to `pipeline` batches in flight on separate connections: while one waits
+        # for its fsync the next is already being written. Order within a run is safe:
+        # a run submits its terminal write only after its earlier writes came back.
+        inflight: set[asyncio.Task[None]] = set()
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
+                if len(inflight) >= self._pipeline:
+                    _, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 items = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                await self._commit(items)
+                inflight.add(asyncio.create_task(self._commit(items)))
             if self._closed:
+                if inflight:
+                    await asyncio.wait(inflight)
                 return
 
     async def _commit(self, items: list[Item]) -> None:

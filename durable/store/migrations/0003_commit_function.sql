@@ -21,6 +21,8 @@ CREATE OR REPLACE FUNCTION durable_commit(
 LANGUAGE plpgsql AS $$
 DECLARE
     finished record;
+    done text[] := '{}';
+    i int;
 BEGIN
     PERFORM 1 FROM runs r
      WHERE r.id = ANY(ev_run || f_run || s_run || x_run)
@@ -53,7 +55,7 @@ BEGIN
          WHERE r.id = f.id AND r.fence = f.fence AND r.status = 'running'
         RETURNING r.id, r.parent_run_id
     LOOP
-        PERFORM pg_notify(p_channel, 'd:' || finished.id);
+        done := done || finished.id;
         IF finished.parent_run_id IS NOT NULL THEN
             UPDATE runs p SET wakeups = p.wakeups + 1,
                    ready_at = CASE WHEN p.status IN ('pending', 'suspended')
@@ -63,6 +65,10 @@ BEGIN
                AND p.status NOT IN ('completed', 'failed', 'cancelled');
             PERFORM pg_notify(p_channel, 'w');
         END IF;
+    END LOOP;
+    -- One notice per 100 finished runs (ids joined by chr(31)), not one per run.
+    FOR i IN 0 .. (cardinality(done) - 1) / 100 LOOP
+        PERFORM pg_notify(p_channel, 'd:' || array_to_string(done[i * 100 + 1 : i * 100 + 100], chr(31)));
     END LOOP;
     END IF;
 
