@@ -50,11 +50,14 @@ format: install ## Apply ruff's formatter and safe autofixes
 	$(RUFF) format $(LINT_PATHS)
 	$(RUFF) check --fix $(LINT_PATHS)
 
-bench: install ## Run the full benchmarks (one JSON line per result)
+bench: install ## Run the full benchmarks vs DBOS and the asyncpg ceiling, then draw the plots
+	$(PIP) install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/plot.py
 
-bench-smoke: install ## Run the benchmarks at smoke size (as CI would)
-	$(PY) benchmarks/run.py --smoke
+bench-smoke: install ## Run the benchmarks at smoke size (as CI does; DBOS skipped if it cannot install)
+	$(PIP) install --quiet -e '.[dev,bench]' || echo "bench extras unavailable: running without DBOS"
+	$(PY) benchmarks/run.py --smoke --out benchmarks/results/smoke.jsonl
 
 db-up: install ## Start (or reuse) the local throwaway Postgres and print its DSN
 	$(PY) -m durable.embedded start

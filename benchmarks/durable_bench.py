@@ -91,15 +91,16 @@ async def trigger_many(rt: Runtime, wf: Any, n: int, inp: Any = None) -> list[An
     return list(await asyncio.gather(*(one() for _ in range(n))))
 
 
-async def scenario_1(dsn: str, runs: int) -> dict[str, Any]:
-    async with runtime(dsn) as rt:
+async def scenario_1(dsn: str, runs: int, concurrency: int = 1000) -> dict[str, Any]:
+    async with runtime(dsn, concurrency=concurrency) as rt:
         t0 = time.perf_counter()
         handles = await trigger_many(rt, ten_steps, runs)
         await asyncio.gather(*(h.result(timeout=600) for h in handles))
         wall = time.perf_counter() - t0
-    return emit(SYSTEM, "1_concurrent_10_step_runs", sizes={"runs": runs, "steps": 10},
-                wall_s=wall, count=runs * 10, unit="steps/s",
-                batches=None)
+        batches = rt.executor.committer.batches
+    return emit(SYSTEM, "1_concurrent_10_step_runs",
+                sizes={"runs": runs, "steps": 10, "concurrency": concurrency},
+                wall_s=wall, count=runs * 10, unit="steps/s", commits=batches)
 
 
 async def scenario_2(dsn: str, runs: int) -> dict[str, Any]:
@@ -266,7 +267,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_args(parser)
     parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8")
+    parser.add_argument("--sweep", action="store_true",
+                        help="only the sweeps behind the plots: concurrency and history length")
     args = parser.parse_args()
+    if args.sweep:
+        for c in ([10, 100] if args.smoke else [10, 50, 100, 250, 500, 1000]):
+            dsn = await recreate_database_async(args.dsn, "bench_durable")
+            await scenario_1(dsn, 50 if args.smoke else 1000, concurrency=c)
+        dsn = await recreate_database_async(args.dsn, "bench_durable")
+        await scenario_5(dsn, [100, 1000] if args.smoke else [100, 1000, 3000, 10000, 30000])
+        return
     scenarios = parse_scenarios(args.scenarios, range(1, 9))
     smoke = args.smoke
     for n in scenarios:
