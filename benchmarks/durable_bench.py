@@ -1,6 +1,6 @@
 """durable's side of the benchmark suite: one JSON line per scenario (see _common.py).
 
-    python benchmarks/durable_bench.py [--smoke] [--scenarios 1,2,3,4,5,6,7,8]
+python benchmarks/durable_bench.py [--smoke] [--scenarios 1,2,3,4,5,6,7,8]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     add_common_args,
     emit,
     latency_fields,
@@ -28,7 +28,7 @@ from _common import (  # noqa: E402
     recreate_database_async,
 )
 
-from durable import Context, Runtime, workflow  # noqa: E402
+from durable import Context, Runtime, workflow
 
 SYSTEM = "durable"
 
@@ -52,9 +52,8 @@ async def one_step(ctx: Context, _: Any) -> int:
 
 @workflow(name="many_steps")
 async def many_steps(ctx: Context, n: int) -> int:
-    for i in range(n):
+    for _ in range(n):
         await ctx.step("s", noop)
-    del i
     return n
 
 
@@ -98,9 +97,15 @@ async def scenario_1(dsn: str, runs: int, concurrency: int = 1000) -> dict[str, 
         await asyncio.gather(*(h.result(timeout=600) for h in handles))
         wall = time.perf_counter() - t0
         batches = rt.executor.committer.batches
-    return emit(SYSTEM, "1_concurrent_10_step_runs",
-                sizes={"runs": runs, "steps": 10, "concurrency": concurrency},
-                wall_s=wall, count=runs * 10, unit="steps/s", commits=batches)
+    return emit(
+        SYSTEM,
+        "1_concurrent_10_step_runs",
+        sizes={"runs": runs, "steps": 10, "concurrency": concurrency},
+        wall_s=wall,
+        count=runs * 10,
+        unit="steps/s",
+        commits=batches,
+    )
 
 
 async def scenario_2(dsn: str, runs: int) -> dict[str, Any]:
@@ -109,8 +114,9 @@ async def scenario_2(dsn: str, runs: int) -> dict[str, Any]:
         handles = await trigger_many(rt, one_step, runs)
         await asyncio.gather(*(h.result(timeout=600) for h in handles))
         wall = time.perf_counter() - t0
-    return emit(SYSTEM, "2_one_step_runs", sizes={"runs": runs}, wall_s=wall, count=runs,
-                unit="runs/s")
+    return emit(
+        SYSTEM, "2_one_step_runs", sizes={"runs": runs}, wall_s=wall, count=runs, unit="runs/s"
+    )
 
 
 async def scenario_3(dsn: str, steps: int) -> dict[str, Any]:
@@ -119,8 +125,15 @@ async def scenario_3(dsn: str, steps: int) -> dict[str, Any]:
         h = await rt.trigger(many_steps, steps)
         await h.result(timeout=600)
         wall = time.perf_counter() - t0
-    return emit(SYSTEM, "3_sequential_steps", sizes={"steps": steps}, wall_s=wall,
-                count=steps, unit="steps/s", ms_per_step=wall * 1000 / steps)
+    return emit(
+        SYSTEM,
+        "3_sequential_steps",
+        sizes={"steps": steps},
+        wall_s=wall,
+        count=steps,
+        unit="steps/s",
+        ms_per_step=wall * 1000 / steps,
+    )
 
 
 async def scenario_4(dsn: str, runs: int) -> dict[str, Any]:
@@ -133,8 +146,15 @@ async def scenario_4(dsn: str, runs: int) -> dict[str, Any]:
             await (await rt.trigger(one_step, None)).result(timeout=60)
             lat.append(time.perf_counter() - t)
         wall = time.perf_counter() - t0
-    return emit(SYSTEM, "4_start_to_result_latency", sizes={"runs": runs}, wall_s=wall,
-                count=runs, unit="runs/s", **latency_fields(lat))
+    return emit(
+        SYSTEM,
+        "4_start_to_result_latency",
+        sizes={"runs": runs},
+        wall_s=wall,
+        count=runs,
+        unit="runs/s",
+        **latency_fields(lat),
+    )
 
 
 async def scenario_5(dsn: str, sizes: list[int]) -> list[dict[str, Any]]:
@@ -150,8 +170,15 @@ async def scenario_5(dsn: str, sizes: list[int]) -> list[dict[str, Any]]:
             await rt.signal(h.run_id, "go")
             await h.result(timeout=600)
             wall = time.perf_counter() - t0
-        out.append(emit(SYSTEM, "5_replay_evicted_run", sizes={"events": events}, wall_s=wall,
-                        ms=wall * 1000))
+        out.append(
+            emit(
+                SYSTEM,
+                "5_replay_evicted_run",
+                sizes={"events": events},
+                wall_s=wall,
+                ms=wall * 1000,
+            )
+        )
     return out
 
 
@@ -168,15 +195,23 @@ async def scenario_6(dsn: str, runs: int) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         handles = await trigger_many(rt, waiter, runs, 1)
         while True:
-            n = (await rt.store.pool.fetchval("SELECT count(*) FROM runs WHERE status='suspended'"))
+            n = await rt.store.pool.fetchval("SELECT count(*) FROM runs WHERE status='suspended'")
             if n >= runs:
                 break
             await asyncio.sleep(0.2)
         wall = time.perf_counter() - t0
         after = rss_mb()
-        results.append(emit(SYSTEM, "6a_suspended_runs_rss", sizes={"runs": runs}, wall_s=wall,
-                            rss_mb_before=before, rss_mb_after=after,
-                            rss_mb_growth=after - before))
+        results.append(
+            emit(
+                SYSTEM,
+                "6a_suspended_runs_rss",
+                sizes={"runs": runs},
+                wall_s=wall,
+                rss_mb_before=before,
+                rss_mb_after=after,
+                rss_mb_growth=after - before,
+            )
+        )
         for h in handles:
             await rt.signal(h.run_id, "go")
         await asyncio.gather(*(h.result(timeout=600) for h in handles))
@@ -191,12 +226,18 @@ async def scenario_6(dsn: str, runs: int) -> list[dict[str, Any]]:
         )
         from durable import codec
 
-        late = [
-            (r["fired"] - codec.decode(r["p"])["until"]).total_seconds() for r in rows
-        ]
+        late = [(r["fired"] - codec.decode(r["p"])["until"]).total_seconds() for r in rows]
         wall = time.perf_counter() - t0
-        results.append(emit(SYSTEM, "6b_timers_1s", sizes={"timers": runs}, wall_s=wall,
-                            max_late_s=max(late), **latency_fields(late)))
+        results.append(
+            emit(
+                SYSTEM,
+                "6b_timers_1s",
+                sizes={"timers": runs},
+                wall_s=wall,
+                max_late_s=max(late),
+                **latency_fields(late),
+            )
+        )
     return results
 
 
@@ -221,10 +262,17 @@ async def scenario_7(dsn: str, runs: int, filler: int) -> list[dict[str, Any]]:
         )
         await pool.execute("ANALYZE runs; ANALYZE events")
     full = await scenario_1(dsn, runs)
-    out.append(emit(SYSTEM, "7_full_tables_vs_empty", sizes={"runs": runs, "filler": filler},
-                    wall_s=full["wall_s"], empty_steps_per_s=empty["throughput"],
-                    full_steps_per_s=full["throughput"],
-                    ratio=full["throughput"] / empty["throughput"]))
+    out.append(
+        emit(
+            SYSTEM,
+            "7_full_tables_vs_empty",
+            sizes={"runs": runs, "filler": filler},
+            wall_s=full["wall_s"],
+            empty_steps_per_s=empty["throughput"],
+            full_steps_per_s=full["throughput"],
+            ratio=full["throughput"] / empty["throughput"],
+        )
+    )
     return out
 
 
@@ -244,9 +292,9 @@ async def scenario_8(dsn: str, runs: int) -> list[dict[str, Any]]:
     for workers in (1, 2):
         async with runtime(dsn, worker=False) as rt:
             handles = await trigger_many(rt, ten_steps, runs)
+            script = WORKER_SCRIPT.format(bench=str(Path(__file__).parent), dsn=dsn, secs=600)
             procs = [
-                subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT.format(
-                    bench=str(Path(__file__).parent), dsn=dsn, secs=600)])
+                subprocess.Popen([sys.executable, "-c", script])  # noqa: ASYNC220
                 for _ in range(workers)
             ]
             t0 = time.perf_counter()
@@ -258,8 +306,16 @@ async def scenario_8(dsn: str, runs: int) -> list[dict[str, Any]]:
                     p.terminate()
                 for p in procs:
                     p.wait(30)
-        out.append(emit(SYSTEM, "8_worker_processes", sizes={"runs": runs, "steps": 10,
-                        "workers": workers}, wall_s=wall, count=runs * 10, unit="steps/s"))
+        out.append(
+            emit(
+                SYSTEM,
+                "8_worker_processes",
+                sizes={"runs": runs, "steps": 10, "workers": workers},
+                wall_s=wall,
+                count=runs * 10,
+                unit="steps/s",
+            )
+        )
     return out
 
 
@@ -267,11 +323,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_args(parser)
     parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8")
-    parser.add_argument("--sweep", action="store_true",
-                        help="only the sweeps behind the plots: concurrency and history length")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="only the sweeps behind the plots: concurrency and history length",
+    )
     args = parser.parse_args()
     if args.sweep:
-        for c in ([10, 100] if args.smoke else [10, 50, 100, 250, 500, 1000]):
+        for c in [10, 100] if args.smoke else [10, 50, 100, 250, 500, 1000]:
             dsn = await recreate_database_async(args.dsn, "bench_durable")
             await scenario_1(dsn, 50 if args.smoke else 1000, concurrency=c)
         dsn = await recreate_database_async(args.dsn, "bench_durable")

@@ -1,6 +1,6 @@
 """Draw the benchmark plots (PNG) from a results file written by run.py.
 
-    python benchmarks/plot.py [benchmarks/results/latest.jsonl] [--out docs/img]
+python benchmarks/plot.py [benchmarks/results/latest.jsonl] [--out docs/img]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 HERE = Path(__file__).resolve().parent
 

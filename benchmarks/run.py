@@ -34,14 +34,16 @@ def run(script: str, *args: str) -> list[dict[str, Any]]:
 def summary(results: list[dict[str, Any]]) -> None:
     def pick(system: str, prefix: str) -> dict[str, Any] | None:
         for r in results:
-            if r["system"] == system and r["scenario"].split(":")[0].split("_")[0] == prefix:
-                if r.get("sizes", {}).get("concurrency", 1000) == 1000:
-                    return r
+            if (
+                r["system"] == system
+                and r["scenario"].split(":")[0].split("_")[0] == prefix
+                and r.get("sizes", {}).get("concurrency", 1000) == 1000
+            ):
+                return r
         return None
 
     print("\nscenario | durable | dbos | ratio", file=sys.stderr)
-    for n, key in (("1", "throughput"), ("2", "throughput"), ("3", "ms_per_step"),
-                   ("4", "p50_ms")):
+    for n, key in (("1", "throughput"), ("2", "throughput"), ("3", "ms_per_step"), ("4", "p50_ms")):
         d, p = pick("durable", n), pick("dbos", n)
         dv = d.get(key) if d else None
         pv = p.get(key) if p else None
@@ -68,14 +70,17 @@ def main() -> None:
         try:
             import dbos  # noqa: F401
         except ImportError:
-            print("dbos is not installed (pip install -e '.[bench]'): skipping the peer",
-                  file=sys.stderr)
+            print(
+                "dbos is not installed (pip install -e '.[bench]'): skipping the peer",
+                file=sys.stderr,
+            )
         else:
             results += run("peer_dbos.py", *smoke)
             if not args.no_sweep:
-                for c in ([10, 100] if args.smoke else [10, 50, 100, 250, 500]):
-                    for r in run("peer_dbos.py", "--scenarios", "1", "--max-inflight", str(c),
-                                 *smoke):
+                for c in [10, 100] if args.smoke else [10, 50, 100, 250, 500]:
+                    for r in run(
+                        "peer_dbos.py", "--scenarios", "1", "--max-inflight", str(c), *smoke
+                    ):
                         r.setdefault("sizes", {})["concurrency"] = c
                         results.append(r)
     out = Path(args.out)
