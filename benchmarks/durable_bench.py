@@ -282,6 +282,7 @@ sys.path.insert(0, {bench!r})
 import durable_bench as b
 async def main():
     async with b.runtime({dsn!r}):
+        print("ready", flush=True)
         await asyncio.sleep({secs})
 asyncio.run(main())
 """
@@ -291,14 +292,19 @@ async def scenario_8(dsn: str, runs: int) -> list[dict[str, Any]]:
     out = []
     for workers in (1, 2):
         async with runtime(dsn, worker=False) as rt:
-            handles = await trigger_many(rt, ten_steps, runs)
             script = WORKER_SCRIPT.format(bench=str(Path(__file__).parent), dsn=dsn, secs=600)
             procs = [
-                subprocess.Popen([sys.executable, "-c", script])  # noqa: ASYNC220
+                subprocess.Popen(  # noqa: ASYNC220 - started before timing
+                    [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+                )
                 for _ in range(workers)
             ]
+            for p in procs:  # wait until each worker is up
+                assert p.stdout is not None
+                await asyncio.to_thread(p.stdout.readline)
             t0 = time.perf_counter()
             try:
+                handles = await trigger_many(rt, ten_steps, runs)
                 await asyncio.gather(*(h.result(timeout=600) for h in handles))
                 wall = time.perf_counter() - t0
             finally:
