@@ -38,10 +38,11 @@ test-faults: install ## Run the long fault-injection (chaos) tests only
 
 chaos: test-faults ## Alias of test-faults
 
-lint: install ## ruff check + ruff format --check + mypy --strict
+lint: install ## ruff check + ruff format --check + mypy --strict + import-linter layer contracts
 	$(RUFF) check $(LINT_PATHS)
 	$(RUFF) format --check durable
 	$(MYPY) --strict durable
+	$(VENV)/bin/lint-imports
 
 typecheck: install ## mypy --strict over the durable package
 	$(MYPY) --strict durable
