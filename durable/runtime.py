@@ -202,7 +202,8 @@ class Runtime:
             raise RuntimeError("Runtime is not started; use `async with Runtime(...) as rt:`")
         return self._executor
 
-    def _resolve_dsn(self) -> str:
+    async def _resolve_dsn(self) -> str:
+        """The DSN given, else $DURABLE_DSN, else an embedded server (started or reused)."""
         if self._dsn:
             return self._dsn
         env = os.environ.get("DURABLE_DSN")
@@ -210,10 +211,11 @@ class Runtime:
             return env
         from durable import embedded
 
-        return embedded.ensure_server()
+        # initdb and server start block for seconds: keep the event loop free meanwhile.
+        return await asyncio.to_thread(embedded.ensure_server)
 
     async def __aenter__(self) -> Runtime:
-        dsn = self._resolve_dsn()
+        dsn = await self._resolve_dsn()
         store = PostgresStore(dsn, schema=self.schema, pool_size=self.pool_size)
         try:
             await store.open()

@@ -127,3 +127,22 @@ def test_default_data_dir_follows_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", "/home/someone")
     assert embedded.default_data_dir() == Path("/home/someone/.local/share/durable/pg")
+
+
+async def test_runtime_without_dsn_uses_embedded_server(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README demo path: no DSN anywhere, so Runtime() starts its own PostgreSQL."""
+    from durable import Context, Runtime, workflow
+
+    @workflow
+    async def hello(ctx: Context, name: str) -> str:
+        greeting: str = await ctx.step("greet", lambda: f"hello {name}")
+        return greeting
+
+    monkeypatch.delenv("DURABLE_DSN", raising=False)
+    monkeypatch.setenv("DURABLE_DATA_DIR", str(data_dir))
+    async with Runtime(workflows=[hello], poll_interval="100ms") as rt:
+        handle = await rt.trigger(hello, "embedded")
+        assert await handle.result(timeout=30) == "hello embedded"
+    assert embedded.server_status(data_dir) is not None
