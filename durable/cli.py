@@ -240,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN")
     p.add_argument("--json", action="store_true", help="print the RunInfo as JSON")
     p.set_defaults(handler=_client(_runs_show))
+    p = runs_sub.add_parser(
+        "purge", help="delete finished runs (and their history) older than a duration"
+    )
+    p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h")
+    p.set_defaults(handler=_client(_runs_purge))
 
     p = sub.add_parser("signal", help="send a signal to a run")
     p.add_argument("run_id", metavar="RUN")
@@ -361,6 +366,14 @@ def _event_row(ev: Event) -> list[str]:
         ev.name or "-",
         "-" if ev.payload is None else _compact(ev.payload),
     ]
+
+
+async def _runs_purge(rt: Runtime, args: argparse.Namespace) -> None:
+    try:
+        deleted = await rt.purge_runs(args.older_than)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    _out(f"deleted {deleted} finished run(s)")
 
 
 async def _runs_show(rt: Runtime, args: argparse.Namespace) -> None:

@@ -546,6 +546,20 @@ class Runtime:
             if e.kind == EventKind.EVENT_EMITTED
         ]
 
+    async def purge_runs(self, older_than: Any, *, batch: int = 10_000) -> int:
+        """Delete finished runs (with their history) that ended more than `older_than` ago.
+
+        Retention for tables that grow with every run; deletes in batches of `batch` so a
+        large purge never holds long locks. Returns how many runs were deleted.
+        """
+        cutoff = self.clock.now() - timedelta(seconds=parse_duration(older_than))
+        total = 0
+        while True:
+            n = await self.store.purge(cutoff, batch)
+            total += n
+            if n < batch:
+                return total
+
     # -- schedules (implemented in durable.schedules) ----------------------------------
 
     async def list_schedules(self) -> list[Any]:

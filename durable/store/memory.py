@@ -519,6 +519,36 @@ class MemoryStore:
         self._notify(notes)
         return [r.id for r in cancelled]
 
+    async def purge(self, before: datetime, limit: int) -> int:
+        def open_parent(run: _Run) -> bool:
+            parent = self._runs.get(run.parent_run_id) if run.parent_run_id else None
+            return parent is not None and parent.status not in TERMINAL
+
+        doomed = sorted(
+            (
+                r
+                for r in self._runs.values()
+                if r.status in TERMINAL
+                and r.finished_at is not None
+                and r.finished_at < before
+                and not open_parent(r)
+            ),
+            key=lambda r: r.finished_at or before,
+        )[:limit]
+        ids = {r.id for r in doomed}
+        for run in doomed:
+            del self._runs[run.id]
+            self._events.pop(run.id, None)
+            if run.idempotency_key is not None:
+                self._by_key.pop(run.idempotency_key, None)
+            if run.parent_run_id and run.parent_run_id in self._children:
+                self._children[run.parent_run_id] = [
+                    c for c in self._children[run.parent_run_id] if c != run.id
+                ]
+        self._inbox = [m for m in self._inbox if m.run_id not in ids]
+        self._hooks = {t: h for t, h in self._hooks.items() if h.run_id not in ids}
+        return len(ids)
+
     async def next_ready_at(self, keys: Sequence[tuple[str, str]]) -> datetime | None:
         if not keys:
             return None

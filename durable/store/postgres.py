@@ -601,6 +601,32 @@ class PostgresStore:
             )
             return ids
 
+    async def purge(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` finished runs that ended before `before`, with their history.
+
+        Runs whose parent is still unfinished are kept: the parent may still read them.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            ids = [
+                r["id"]
+                for r in await conn.fetch(
+                    "SELECT r.id FROM runs r"
+                    " WHERE r.status IN ('completed', 'failed', 'cancelled')"
+                    "  AND r.finished_at < $1"
+                    "  AND NOT EXISTS (SELECT 1 FROM runs p WHERE p.id = r.parent_run_id"
+                    "   AND p.status NOT IN ('completed', 'failed', 'cancelled'))"
+                    " ORDER BY r.finished_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                    before,
+                    limit,
+                )
+            ]
+            if ids:
+                await conn.execute("DELETE FROM events WHERE run_id = ANY($1::text[])", ids)
+                await conn.execute("DELETE FROM inbox WHERE run_id = ANY($1::text[])", ids)
+                await conn.execute("DELETE FROM hooks WHERE run_id = ANY($1::text[])", ids)
+                await conn.execute("DELETE FROM runs WHERE id = ANY($1::text[])", ids)
+            return len(ids)
+
     async def next_ready_at(self, keys: Sequence[tuple[str, str]]) -> datetime | None:
         if not keys:
             return None
