@@ -40,7 +40,9 @@ async def test_purge_deletes_old_finished_runs_only(make_rt: MakeRuntime, db: An
                 continue
             raise AssertionError("purged run still there")
         assert (await rt.get_run(waiting.run_id)).status in ("suspended", "running")
-        assert await db.fetchval("SELECT count(*) FROM events WHERE run_id <> $1", waiting.run_id) == 0
+        assert (
+            await db.fetchval("SELECT count(*) FROM events WHERE run_id <> $1", waiting.run_id) == 0
+        )
 
 
 async def test_cli_purge(make_rt: MakeRuntime, dsn: str, schema: str) -> None:
@@ -48,9 +50,13 @@ async def test_cli_purge(make_rt: MakeRuntime, dsn: str, schema: str) -> None:
         await (await rt.trigger(short, None)).result(timeout=10)
     env = {**os.environ, "DURABLE_DSN": dsn}
     cmd = [sys.executable, "-m", "durable", "--schema", schema, "runs", "purge"]
-    ok = subprocess.run([*cmd, "--older-than", "0s"], env=env, capture_output=True, text=True)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, check=False)
+
+    ok = await asyncio.to_thread(run, "--older-than", "0s")
     assert ok.returncode == 0, ok.stderr
     assert "deleted 1 finished run" in ok.stdout
-    bad = subprocess.run([*cmd, "--older-than", "soon"], env=env, capture_output=True, text=True)
+    bad = await asyncio.to_thread(run, "--older-than", "soon")
     assert bad.returncode == 2
     assert "invalid duration" in bad.stderr
