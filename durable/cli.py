@@ -24,12 +24,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from datetime import datetime
 from types import ModuleType
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 import msgspec
 
 from durable.errors import DurableError
+from durable.redact import KEYWORD_PASSWORD, redact_dsn
 from durable.runtime import Event, RunInfo, RunStatus, Runtime
 from durable.workflow import WorkflowDef
 
@@ -59,8 +60,6 @@ class CliError(Exception):
 # -- secrets ---------------------------------------------------------------------------
 
 _secrets: set[str] = set()
-_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 def _remember_secrets(dsn: str) -> None:
@@ -70,7 +69,7 @@ def _remember_secrets(dsn: str) -> None:
         if parts.password:
             _secrets.add(parts.password)
             _secrets.add(unquote(parts.password))
-    for m in _KEYWORD_PASSWORD.finditer(dsn):
+    for m in KEYWORD_PASSWORD.finditer(dsn):
         _secrets.add(m.group(2).strip("'"))
     for m in re.finditer(r"[?&]password=([^&#]*)", dsn, re.IGNORECASE):
         _secrets.add(m.group(1))
@@ -83,23 +82,6 @@ def _scrub(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
-
-
-def redact_dsn(dsn: str) -> str:
-    """The DSN without its password (URL or keyword form), fit for logs."""
-    if "://" in dsn:
-        try:
-            parts = urlsplit(dsn)
-            netloc = parts.netloc
-            if "@" in netloc:
-                creds, host = netloc.rsplit("@", 1)
-                user = creds.split(":", 1)[0]
-                netloc = f"{user}@{host}" if user else host
-            query = _QUERY_PASSWORD.sub(r"\1***", "?" + parts.query)[1:] if parts.query else ""
-            return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-        except ValueError:
-            return "<unparseable DSN>"
-    return _KEYWORD_PASSWORD.sub(r"\1***", dsn)
 
 
 class _ScrubbingFormatter(logging.Formatter):
@@ -419,10 +401,6 @@ async def _cancel(rt: Runtime, args: argparse.Namespace) -> None:
     _out(f"run {args.run_id} cancelled")
 
 
-def _schedules_unavailable(exc: ImportError) -> CliError:
-    return CliError(f"schedules are not available in this installation of durable ({exc})")
-
-
 def _as_dict(item: Any) -> dict[str, Any]:
     if isinstance(item, dict):
         return {str(k): v for k, v in item.items()}
@@ -450,10 +428,7 @@ def _cell(value: Any) -> str:
 
 
 async def _schedules_list(rt: Runtime, args: argparse.Namespace) -> None:
-    try:
-        items = await rt.list_schedules()
-    except ImportError as exc:
-        raise _schedules_unavailable(exc) from None
+    items = await rt.list_schedules()
     rows = [_as_dict(i) for i in items]
     if args.json:
         _out(_dump_json([{k: _to_json_value(v) for k, v in r.items()} for r in rows]))
@@ -469,18 +444,12 @@ async def _schedules_list(rt: Runtime, args: argparse.Namespace) -> None:
 
 
 async def _schedules_pause(rt: Runtime, args: argparse.Namespace) -> None:
-    try:
-        await rt.pause_schedule(args.name)
-    except ImportError as exc:
-        raise _schedules_unavailable(exc) from None
+    await rt.pause_schedule(args.name)
     _out(f"schedule {args.name!r} paused")
 
 
 async def _schedules_resume(rt: Runtime, args: argparse.Namespace) -> None:
-    try:
-        await rt.resume_schedule(args.name)
-    except ImportError as exc:
-        raise _schedules_unavailable(exc) from None
+    await rt.resume_schedule(args.name)
     _out(f"schedule {args.name!r} resumed")
 
 

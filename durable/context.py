@@ -40,6 +40,7 @@ from durable.core.history import (
 )
 from durable.durations import parse_duration
 from durable.errors import (
+    PayloadTooLarge,
     SerializationError,
     StepFailed,
     WorkflowCancelled,
@@ -209,13 +210,14 @@ class Context:
                         value = await self._call(fn, args, kwargs, timeout_s)
                     try:
                         data, decoded = codec.roundtrip(value, what=f"result of step {name!r}")
-                    except SerializationError as exc:
-                        failure = StepFailure(attempts, "SerializationError", str(exc), final=True)
+                        x.check_payload(data, f"result of step {name!r}")
+                    except (SerializationError, PayloadTooLarge) as exc:
+                        # Running the step again would produce the same unstorable value.
+                        failure = StepFailure(attempts, type(exc).__name__, str(exc), final=True)
                         await x.append(
                             x.event(pos, EventKind.STEP_FAILED, name, meta_encode(failure))
                         )
                         raise self._step_failed(name, failure) from exc
-                    x.check_payload(data, f"result of step {name!r}")
                     await x.append(x.event(pos, EventKind.STEP_COMPLETED, name, data))
                     return decoded
                 except StepFailed:
@@ -224,6 +226,8 @@ class Context:
                     x.cancellation_delivered()
                     raise
                 except Exception as exc:
+                    if isinstance(exc, TimeoutError) and not str(exc) and timeout_s is not None:
+                        exc = TimeoutError(f"step {name!r} timed out after {timeout_s:g}s")
                     final = attempts >= policy.max_attempts or not policy.is_retryable(exc)
                     retry_at = (
                         None if final else x.now() + timedelta(seconds=policy.delay_after(attempts))

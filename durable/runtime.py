@@ -28,6 +28,7 @@ from durable.errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
+from durable.redact import redact_dsn
 from durable.store.base import ClaimedRun, Finish, NewRun, RunRecord
 from durable.store.postgres import PostgresStore
 from durable.worker.executor import Executor
@@ -123,16 +124,6 @@ class RunHandle:
         )
 
 
-def _redact(dsn: str) -> str:
-    """The DSN without its password, for logs and errors."""
-    if "@" not in dsn or "://" not in dsn:
-        return dsn
-    scheme, rest = dsn.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else dsn
-
-
 class Runtime:
     """Connects to PostgreSQL, applies migrations and (with `worker=True`) executes runs.
 
@@ -221,7 +212,7 @@ class Runtime:
             await store.open()
         except (OSError, asyncpg.PostgresError) as exc:
             raise ConnectionError(
-                f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}"
+                f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {exc}"
             ) from None
         self._store = store
         try:
@@ -279,12 +270,12 @@ class Runtime:
             self._store = None
 
     async def _start_scheduler(self) -> None:
-        # Schedules are wired in by durable.schedules when workflows declare any.
-        if any(d.schedules for d in self.registry.all()):
-            from durable.schedules import Scheduler
+        # Always, even with no schedule declared: the scheduler also retires schedules
+        # removed from code and picks up ones added later with `register`.
+        from durable.schedules import Scheduler
 
-            self._scheduler = Scheduler(self)
-            await self._scheduler.start()
+        self._scheduler = Scheduler(self)
+        await self._scheduler.start()
 
     # -- notifications ----------------------------------------------------------------
 
@@ -485,7 +476,7 @@ class Runtime:
         run to its next suspension (each at most once). Returns how many runs advanced."""
         if self._scheduler is not None:
             await self._scheduler.tick()
-        elif any(d.schedules for d in self.registry.all()):
+        else:
             from durable.schedules import Scheduler
 
             await Scheduler(self).tick()

@@ -22,7 +22,6 @@ import msgspec
 import pytest
 from cli_app.app import greet, wait_go
 
-import durable.schedules
 from durable import RunInfo, Runtime
 from durable.cli import redact_dsn
 
@@ -396,19 +395,7 @@ async def test_worker_bad_app_fails_in_one_line(cli: Cli, app: str, needle: str)
 
 # -- schedules ------------------------------------------------------------------------------
 
-HAS_SCHEDULE_ADMIN = hasattr(durable.schedules, "ScheduleAdmin")
 
-
-@pytest.mark.skipif(HAS_SCHEDULE_ADMIN, reason="durable.schedules has ScheduleAdmin")
-async def test_schedules_unavailable_fails_in_one_line(cli: Cli) -> None:
-    res = await cli("schedules", "list")
-    assert_one_line_failure(res, 1, "schedules are not available")
-
-
-@pytest.mark.skipif(
-    not HAS_SCHEDULE_ADMIN,
-    reason="durable.schedules has no ScheduleAdmin yet (schedules are implemented concurrently)",
-)
 async def test_schedules_list_pause_resume(cli: Cli, dsn: str, schema: str) -> None:
     from cli_app.scheduled import yearly
 

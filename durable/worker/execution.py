@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -22,6 +22,7 @@ from durable.context import Context
 from durable.core.events import RUN_POS, Event, EventKind, OpKind
 from durable.core.history import History
 from durable.errors import (
+    DurableError,
     FenceLost,
     NonDeterminismError,
     PayloadTooLarge,
@@ -34,6 +35,8 @@ from durable.workflow import WorkflowDef
 
 if TYPE_CHECKING:
     from durable.worker.executor import Executor
+
+T = TypeVar("T")
 
 log = logging.getLogger("durable.worker")
 
@@ -121,8 +124,12 @@ class RunExecution:
         return self.executor.clock.now()
 
     def op(self) -> _OpScope:
-        """Marks a ctx operation as running; the run cannot suspend while any is."""
-        if self.dead:
+        """Marks a ctx operation as running; the run cannot suspend while any is.
+
+        Once the run is parked as failed (non-determinism, a limit) no operation runs,
+        even if workflow code caught the error: nothing more may reach the history.
+        """
+        if self.dead or self.failure is not None:
             raise RunAborted
         return self._scope
 
@@ -151,6 +158,8 @@ class RunExecution:
 
     def record(self, event: Event) -> None:
         """Keep an event to be written with the run's next commit."""
+        if self.failure is not None:
+            raise RunAborted
         self.buffer.append(event)
 
     def check_limits(self) -> None:
@@ -181,6 +190,8 @@ class RunExecution:
     async def _submit(self, **kwargs: Any) -> bool:
         if self.dead:
             raise RunAborted
+        if self.failure is not None and "finish" not in kwargs:
+            raise RunAborted
         try:
             accepted, closed, woken = await self.executor.committer.submit(
                 self.run_id, self.fence, **kwargs
@@ -201,27 +212,46 @@ class RunExecution:
         self.dead = True
         self._idle.set()
 
-    async def _guard(self, call: Any) -> Any:
-        if self.dead:
-            raise RunAborted
+    async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one direct store operation for this run.
+
+        Losing the fence, or the database failing mid-operation, abandons this attempt
+        (the run is continued from history later) instead of failing the workflow: an
+        infrastructure error is not the workflow's error.
+        """
+        self.ensure_writable()
         await self.flush()
         try:
-            return await call
+            return await call()
         except FenceLost:
             self.abandon()
             raise RunAborted from None
+        except DurableError:
+            raise
+        except Exception as exc:
+            log.warning("run %s: store error, abandoning this attempt: %s", self.run_id, exc)
+            self.abandon()
+            raise RunAborted from exc
+
+    def ensure_writable(self) -> None:
+        """Raise unless this execution may still write: not dead, not parked, not closing."""
+        if self.dead or self.failure is not None:
+            raise RunAborted
+        if self.closing:
+            raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
 
     async def take_message(
         self, kind: str, name: str, make_event: Callable[[bytes | None], Event]
     ) -> tuple[bool, bytes | None]:
-        result: tuple[bool, bytes | None] = await self._guard(
-            self.store.take_message(self.run_id, self.fence, kind, name, make_event, self.now())
+        return await self._guard(
+            lambda: self.store.take_message(
+                self.run_id, self.fence, kind, name, make_event, self.now()
+            )
         )
-        return result
 
     async def create_hook(self, event: Event, token: str, name: str) -> None:
         await self._guard(
-            self.store.create_hook(self.run_id, self.fence, event, token, name, self.now())
+            lambda: self.store.create_hook(self.run_id, self.fence, event, token, name, self.now())
         )
 
     async def start_child(
@@ -236,11 +266,12 @@ class RunExecution:
             parent_run_id=self.run_id,
             deadline_s=defn.execution_timeout,
         )
-        await self._guard(self.store.start_child(self.run_id, self.fence, event, child, self.now()))
+        await self._guard(
+            lambda: self.store.start_child(self.run_id, self.fence, event, child, self.now())
+        )
 
     async def child_outcome(self, run_id: str) -> ChildOutcome | None:
-        outcome: ChildOutcome | None = await self._guard(self.store.child_outcome(run_id))
-        return outcome
+        return await self._guard(lambda: self.store.child_outcome(run_id))
 
     def resolve_workflow(self, workflow: WorkflowDef | str) -> WorkflowDef:
         return self.executor.resolve(workflow)

@@ -220,15 +220,20 @@ class Executor:
                 execution = RunExecution(self, claimed, defn, history)
             self.active[run_id] = execution
             outcome = await execution.drive()
-        except Exception:
-            log.exception("run %s: unexpected executor error; releasing it", run_id)
+        except Exception as exc:
+            # Typically the database went away while loading history; the run is released
+            # (or its lease lapses) and continues from its history later.
+            log.warning("run %s: could not execute (%s); releasing it", run_id, exc)
             outcome = "abandoned"
             if execution is not None:
                 execution.evict()
             with contextlib.suppress(Exception):
                 await self.store.release(self.owner, [run_id], self.clock.now())
         finally:
-            self.active.pop(run_id, None)
+            # Identity check: a stale execution ending late must not untrack the newer
+            # execution this worker started for the same run after re-claiming it.
+            if execution is not None and self.active.get(run_id) is execution:
+                del self.active[run_id]
             self._inflight -= 1
             self._slot_free.set()
             self._wake.set()
