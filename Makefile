@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[dev]'
 	@touch $@
 
-demo: install ## Run the quickstart example against $$DURABLE_DSN or an embedded Postgres
+demo: install ## Run the quickstart example against DURABLE_DSN or an embedded Postgres
 	@if [ -z "$$DURABLE_DSN" ] && ! $(PY) -c 'from durable.embedded import find_bindir; find_bindir()' 2>/dev/null; then \
 		echo "no DURABLE_DSN and no PostgreSQL binaries: installing durable[embedded]"; \
 		$(PIP) install --quiet -e '.[dev,embedded]'; \

@@ -21,9 +21,10 @@ def enabled() -> bool:
 class RunTelemetry:
     """Span helpers bound to one run, so every span carries the same identifying attributes."""
 
-    __slots__ = ("_attrs",)
+    __slots__ = ("_attempt", "_attrs")
 
     def __init__(self, workflow: str, version: str, run_id: str) -> None:
+        self._attempt: trace.Span | None = None
         self._attrs = {
             "durable.workflow": workflow,
             "durable.version": version,
@@ -38,15 +39,23 @@ class RunTelemetry:
         with _tracer.start_as_current_span(
             f"durable.run {self._attrs['durable.workflow']}", attributes=self._attrs
         ) as span:
-            yield span
+            self._attempt = span
+            try:
+                yield span
+            finally:
+                self._attempt = None
 
     @contextmanager
     def step(self, name: str, attempt: int) -> Iterator[trace.Span | None]:
         if not enabled():
             yield None
             return
+        # Parent the step explicitly on the current attempt: the workflow coroutine was
+        # created under the first attempt's span and keeps that context across resumes.
+        parent = None if self._attempt is None else trace.set_span_in_context(self._attempt)
         with _tracer.start_as_current_span(
             f"durable.step {name}",
+            context=parent,
             attributes={**self._attrs, "durable.step": name, "durable.attempt": attempt},
         ) as span:
             yield span

@@ -53,5 +53,10 @@ async def test_spans_per_attempt_and_step_with_errors(make_rt: MakeRuntime, span
     assert any(e.name == "exception" for e in steps[0].events)
     assert steps[1].attributes["durable.run_id"] == h.run_id
     assert runs
+    # The retry ran after a suspension and resume: its span hangs under the new attempt.
+    run_ids = {r.context.span_id for r in runs}
+    assert steps[0].parent.span_id in run_ids
+    assert steps[1].parent.span_id in run_ids
+    assert steps[0].parent.span_id != steps[1].parent.span_id
     assert runs[0].attributes["durable.workflow"] == "traced"
     assert runs[0].attributes["durable.version"] == "1"
