@@ -36,7 +36,7 @@ async def test_spans_per_attempt_and_step_with_errors(make_rt: MakeRuntime, span
             raise ValueError("first try fails")
         return "ok"
 
-    @workflow(retry_policy=RetryPolicy(max_attempts=2, initial_interval="10ms"))
+    @workflow(retry_policy=RetryPolicy(max_attempts=2, initial_interval="300ms"))
     async def traced(ctx: Context, _: Any) -> str:
         result: str = await ctx.step("flaky", flaky)
         return result
