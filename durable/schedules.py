@@ -41,11 +41,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import msgspec
 from croniter import CroniterError, croniter
 
 from durable.errors import DurableError, SerializationError, ValidationError
 from durable.store import schedule_sql as sql
+from durable.store.schedule_sql import ScheduleInfo
 from durable.workflow import WorkflowDef, _version_key
 
 if TYPE_CHECKING:
@@ -484,19 +484,6 @@ class Scheduler:
 # -- administration --------------------------------------------------------------------
 
 
-class ScheduleInfo(msgspec.Struct, frozen=True):
-    """What `Runtime.list_schedules` reports about one schedule."""
-
-    name: str
-    workflow: str
-    expression: str
-    timezone: str
-    next_fire_at: datetime
-    last_fired_at: datetime | None
-    paused: bool
-    active: bool
-
-
 class ScheduleAdmin:
     """List, pause and resume schedules in the runtime's database."""
 
@@ -504,20 +491,7 @@ class ScheduleAdmin:
         self._rt = runtime
 
     async def list(self) -> list[ScheduleInfo]:
-        rows = await sql.list_all(self._rt.store.pool)
-        return [
-            ScheduleInfo(
-                name=r.name,
-                workflow=r.workflow,
-                expression=r.expression,
-                timezone=r.timezone,
-                next_fire_at=r.next_fire_at,
-                last_fired_at=r.last_fired_at,
-                paused=r.paused,
-                active=r.active,
-            )
-            for r in rows
-        ]
+        return [r.info() for r in await sql.list_all(self._rt.store.pool)]
 
     async def pause(self, name: str) -> None:
         """Stop firing until resumed; survives restarts. ScheduleNotFound if unknown."""

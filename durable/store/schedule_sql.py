@@ -21,8 +21,8 @@ _SELECT = (
 )
 
 
-class ScheduleRow(msgspec.Struct, frozen=True):
-    """One row of the `schedules` table."""
+class ScheduleInfo(msgspec.Struct, frozen=True):
+    """What `Runtime.list_schedules` reports about one schedule."""
 
     name: str
     workflow: str
@@ -32,8 +32,26 @@ class ScheduleRow(msgspec.Struct, frozen=True):
     last_fired_at: datetime | None
     paused: bool
     active: bool
+
+
+class ScheduleRow(ScheduleInfo, frozen=True):
+    """One row of the `schedules` table: the public fields plus the tick-claim state."""
+
     pending_fire_at: datetime | None
     claimed_at: datetime | None
+
+    def info(self) -> ScheduleInfo:
+        return ScheduleInfo(
+            name=self.name,
+            workflow=self.workflow,
+            expression=self.expression,
+            timezone=self.timezone,
+            next_fire_at=self.next_fire_at,
+            last_fired_at=self.last_fired_at,
+            paused=self.paused,
+            active=self.active,
+        )
+
     updated_at: datetime
 
 
