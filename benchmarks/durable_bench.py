@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
+import json
 import os
 import subprocess
 import sys
@@ -250,9 +253,18 @@ async def scenario_6(dsn: str, runs: int) -> list[dict[str, Any]]:
     return results
 
 
-async def scenario_7(dsn: str, runs: int, filler: int) -> list[dict[str, Any]]:
+async def quiet_median_s1(dsn: str, runs: int, repeat: int) -> float:
+    """Median scenario-1 throughput over `repeat` runs, printing nothing."""
+    values = []
+    for _ in range(repeat):
+        with contextlib.redirect_stdout(io.StringIO()):
+            values.append((await scenario_1(dsn, runs))["throughput"])
+    return float(sorted(values)[len(values) // 2])
+
+
+async def scenario_7(dsn: str, runs: int, filler: int, repeat: int = 3) -> list[dict[str, Any]]:
     out = []
-    empty = await scenario_1(dsn, runs)
+    empty = await quiet_median_s1(dsn, runs, repeat)
     async with runtime(dsn, worker=False) as rt:
         pool = rt.store.pool
         log(f"filling {filler} finished runs ...")
@@ -270,16 +282,16 @@ async def scenario_7(dsn: str, runs: int, filler: int) -> list[dict[str, Any]]:
             filler,
         )
         await pool.execute("ANALYZE runs; ANALYZE events")
-    full = await scenario_1(dsn, runs)
+    full = await quiet_median_s1(dsn, runs, repeat)
     out.append(
         emit(
             SYSTEM,
             "7_full_tables_vs_empty",
-            sizes={"runs": runs, "filler": filler},
-            wall_s=full["wall_s"],
-            empty_steps_per_s=empty["throughput"],
-            full_steps_per_s=full["throughput"],
-            ratio=full["throughput"] / empty["throughput"],
+            sizes={"runs": runs, "filler": filler, "repeats": repeat},
+            wall_s=0.0,
+            empty_steps_per_s=empty,
+            full_steps_per_s=full,
+            ratio=full / empty,
         )
     )
     return out
@@ -343,6 +355,12 @@ async def main() -> None:
         action="store_true",
         help="only the sweeps behind the plots: concurrency and history length",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="runs of scenarios 1-4 (median reported); default 5, 1 with --smoke",
+    )
     args = parser.parse_args()
     if args.sweep:
         for c in [10, 100] if args.smoke else [10, 50, 100, 250, 500, 1000]:
@@ -353,25 +371,56 @@ async def main() -> None:
         return
     scenarios = parse_scenarios(args.scenarios, range(1, 9))
     smoke = args.smoke
+    repeat = args.repeat if args.repeat is not None else (1 if smoke else 5)
     for n in scenarios:
-        dsn = await recreate_database_async(args.dsn, "bench_durable")
-        log(f"durable scenario {n}")
-        if n == 1:
-            await scenario_1(dsn, 50 if smoke else 1000)
-        elif n == 2:
-            await scenario_2(dsn, 100 if smoke else 2000)
-        elif n == 3:
-            await scenario_3(dsn, 100 if smoke else 1000)
-        elif n == 4:
-            await scenario_4(dsn, 20 if smoke else 200)
-        elif n == 5:
-            await scenario_5(dsn, [100, 1000] if smoke else [1000, 10000])
-        elif n == 6:
-            await scenario_6(dsn, 200 if smoke else 10000)
-        elif n == 7:
-            await scenario_7(dsn, 50 if smoke else 1000, 2000 if smoke else 1_000_000)
-        elif n == 8:
-            await scenario_8(dsn, 50 if smoke else 1000)
+        if n in MEDIAN_OF and repeat > 1:
+            await median_of(repeat, n, lambda n=n: run_scenario(args.dsn, n, smoke))
+        else:
+            await run_scenario(args.dsn, n, smoke)
+
+
+# Scenarios quick enough to repeat, and the figure whose median picks the reported run.
+MEDIAN_OF = {1: "throughput", 2: "throughput", 3: "ms_per_step", 4: "p50_ms"}
+
+
+async def median_of(repeat: int, n: int, once: Any) -> None:
+    """Run a scenario `repeat` times and print the run with the median figure.
+
+    A shared two-core machine is noisy; one run can be off by 30 % either way.
+    """
+    lines: list[dict[str, Any]] = []
+    for _ in range(repeat):
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            await once()
+        lines += [json.loads(x) for x in buf.getvalue().splitlines() if x.startswith("{")]
+    key = MEDIAN_OF[n]
+    lines.sort(key=lambda r: r[key])
+    chosen = dict(lines[len(lines) // 2])
+    chosen["repeats"] = repeat
+    chosen[f"all_{key}"] = [r[key] for r in lines]
+    print(json.dumps(chosen), flush=True)
+
+
+async def run_scenario(admin_dsn: str, n: int, smoke: bool) -> None:
+    dsn = await recreate_database_async(admin_dsn, "bench_durable")
+    log(f"durable scenario {n}")
+    if n == 1:
+        await scenario_1(dsn, 50 if smoke else 1000)
+    elif n == 2:
+        await scenario_2(dsn, 100 if smoke else 2000)
+    elif n == 3:
+        await scenario_3(dsn, 100 if smoke else 1000)
+    elif n == 4:
+        await scenario_4(dsn, 20 if smoke else 200)
+    elif n == 5:
+        await scenario_5(dsn, [100, 1000] if smoke else [1000, 10000])
+    elif n == 6:
+        await scenario_6(dsn, 200 if smoke else 10000)
+    elif n == 7:
+        await scenario_7(dsn, 50 if smoke else 1000, 2000 if smoke else 1_000_000)
+    elif n == 8:
+        await scenario_8(dsn, 50 if smoke else 1000)
 
 
 if __name__ == "__main__":
