@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,6 +27,7 @@ from durable.errors import (
     WorkflowCancelled,
     WorkflowFailed,
 )
+from durable.ids import new_run_id
 from durable.redact import redact_dsn
 from durable.store.base import ClaimedRun, Finish, NewRun, RunRecord
 from durable.store.postgres import PostgresStore
@@ -400,7 +400,7 @@ class Runtime:
         executor = self.executor
         local = self.worker and self.local_dispatch and executor.reserve(defn)
         new = NewRun(
-            run_id=run_id or uuid.uuid4().hex,
+            run_id=run_id or new_run_id(),
             workflow=defn.name,
             version=defn.version,
             input=data,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +28,7 @@ from durable.errors import (
     SerializationError,
     WorkflowCancelled,
 )
+from durable.ids import new_run_id
 from durable.store.base import ChildOutcome, ClaimedRun, Finish, NewRun, Suspend
 from durable.telemetry import RunTelemetry
 from durable.workflow import WorkflowDef
@@ -277,7 +277,7 @@ class RunExecution:
         return self.executor.resolve(workflow)
 
     def new_run_id(self) -> str:
-        return uuid.uuid4().hex
+        return new_run_id()
 
     async def park(
         self, pos: int, kind: str, name: str, until: datetime | None, key: str | None

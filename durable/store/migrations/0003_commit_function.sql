@@ -23,26 +23,35 @@ DECLARE
     finished record;
     done text[] := '{}';
     i int;
+    l_id text[];
+    l_fence bigint[];
+    l_status text[];
 BEGIN
-    PERFORM 1 FROM runs r
-     WHERE r.id = ANY(ev_run || f_run || s_run || x_run)
-     ORDER BY r.id FOR NO KEY UPDATE;
+    -- Lock the batch's runs once, in id order, and keep what the lock read: every check
+    -- below works on these arrays instead of visiting the table again.
+    SELECT coalesce(array_agg(x.id), '{}'), coalesce(array_agg(x.fence), '{}'),
+           coalesce(array_agg(x.status), '{}')
+      INTO l_id, l_fence, l_status
+      FROM (SELECT r.id, r.fence, r.status FROM runs r
+             WHERE r.id = ANY(ev_run || f_run || s_run || x_run)
+             ORDER BY r.id FOR NO KEY UPDATE) x;
 
     -- Which (run, fence) pairs may not write: reported back, their rows skipped below.
     RETURN QUERY
-    SELECT DISTINCT u.id, CASE WHEN r.status IN ('completed', 'failed', 'cancelled')
+    SELECT DISTINCT u.id, CASE WHEN l.status IN ('completed', 'failed', 'cancelled')
                                THEN 'closed' ELSE 'rejected' END
       FROM unnest(ev_run || f_run || s_run || x_run, ev_fence || f_fence || s_fence || x_fence)
            AS u(id, fence)
-      LEFT JOIN runs r ON r.id = u.id
-     WHERE r.id IS NULL OR r.fence <> u.fence OR r.status <> 'running';
+      LEFT JOIN unnest(l_id, l_fence, l_status) AS l(id, fence, status) ON l.id = u.id
+     WHERE l.id IS NULL OR l.fence <> u.fence OR l.status <> 'running';
 
     IF cardinality(ev_run) > 0 THEN
         INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at)
         SELECT e.run_id, e.seq, e.pos, e.kind, e.name, e.payload, e.created_at
           FROM unnest(ev_run, ev_fence, ev_seq, ev_pos, ev_kind, ev_name, ev_payload, ev_created)
                AS e(run_id, fence, seq, pos, kind, name, payload, created_at)
-          JOIN runs r ON r.id = e.run_id AND r.fence = e.fence AND r.status = 'running';
+          JOIN unnest(l_id, l_fence, l_status) AS l(id, fence, status)
+            ON l.id = e.run_id AND l.fence = e.fence AND l.status = 'running';
     END IF;
 
     IF cardinality(f_run) > 0 THEN
