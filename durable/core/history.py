@@ -119,6 +119,8 @@ def step_state(events: Sequence[Event]) -> tuple[OpState, Event | None, int]:
     if not events:
         return OpState.FRESH, None, 0
     last = events[-1]
+    if len(events) == 1 and last.kind == EventKind.STEP_COMPLETED:
+        return OpState.DONE, last, 1  # the common case on replay: first attempt succeeded
     attempts = sum(1 for e in events if e.kind == EventKind.STEP_FAILED)
     if last.kind == EventKind.STEP_COMPLETED:
         return OpState.DONE, last, attempts + 1

@@ -240,13 +240,12 @@ class PostgresStore:
 
     async def load_events(self, run_id: str) -> list[Event]:
         rows = await self.pool.fetch(
-            "SELECT seq, pos, kind, name, payload, created_at FROM events WHERE run_id = $1 ORDER BY seq",
+            "SELECT seq, pos, kind, name, payload, created_at FROM events WHERE run_id = $1"
+            " ORDER BY seq",
             run_id,
         )
-        return [
-            Event(r["seq"], r["pos"], r["kind"], r["name"], r["payload"], r["created_at"])
-            for r in rows
-        ]
+        # Columns in Event's field order: positional construction keeps replay loads fast.
+        return [Event(*r) for r in rows]
 
     async def list_runs(
         self,
