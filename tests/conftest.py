@@ -104,3 +104,13 @@ async def schema(pg_dsn: str) -> AsyncIterator[str]:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def db(dsn: str, schema: str) -> AsyncIterator[asyncpg.Connection]:
+    """A raw connection on the test's schema, for checking what was (not) written."""
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    try:
+        yield conn
+    finally:
+        await conn.close()

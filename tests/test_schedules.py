@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from asyncio.subprocess import PIPE
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -173,15 +173,6 @@ def make_rt(dsn: str, schema: str) -> Callable[..., Runtime]:
         return Runtime(dsn, schema=schema, workflows=list(workflows), **options)
 
     return make
-
-
-@pytest.fixture
-async def db(dsn: str, schema: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def schedule_runs(db: asyncpg.Connection) -> list[tuple[str, str]]:

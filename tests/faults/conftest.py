@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from durable import Runtime, WorkflowDef
@@ -35,16 +34,6 @@ def make_rt(dsn: str, schema: str) -> MakeRuntime:
         return Runtime(options.pop("dsn", dsn), schema=schema, workflows=list(workflows), **options)
 
     return make
-
-
-@pytest.fixture
-async def db(dsn: str, schema: str) -> AsyncIterator[asyncpg.Connection]:
-    """A raw connection on the test schema, for checking what was (not) written."""
-    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 import pytest
 
 from durable import Runtime, WorkflowDef
@@ -24,13 +23,3 @@ def make_rt(dsn: str, schema: str) -> MakeRuntime:
         return Runtime(dsn, schema=schema, workflows=list(workflows), **options)
 
     return make
-
-
-@pytest.fixture
-async def db(dsn: str, schema: str) -> Any:
-    """A raw connection on the test schema, for checking what was (not) written."""
-    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
-    try:
-        yield conn
-    finally:
-        await conn.close()
