@@ -19,12 +19,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
+FAILED: list[str] = []
+
+
 def run(script: str, *args: str) -> list[dict[str, Any]]:
     cmd = [sys.executable, str(HERE / script), *args]
     print(f"$ {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         print(f"{script} exited {proc.returncode}", file=sys.stderr)
+        FAILED.append(script)
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     for line in lines:
         print(json.dumps(line), flush=True)
@@ -88,6 +92,9 @@ def main() -> None:
     out.write_text("".join(json.dumps(r) + "\n" for r in results))
     print(f"\nwrote {len(results)} results to {out}", file=sys.stderr)
     summary(results)
+    # durable's own benchmark failing is a failure; a failing peer is only reported.
+    if any(f != "peer_dbos.py" for f in FAILED):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
