@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_cmd_worker)
 
-    runs = sub.add_parser("runs", help="list or show runs")
+    runs = sub.add_parser("runs", help="list, show or purge runs")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
     p = runs_sub.add_parser("list", help="list runs, newest first")
     p.add_argument("--workflow", default=None, help="only runs of this workflow name")
