@@ -234,6 +234,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("payload", metavar="JSON", nargs="?", default="null", help="default: null")
     p.set_defaults(handler=_client(_signal))
 
+    p = sub.add_parser("trigger", help="start a run of a workflow defined in APP")
+    p.add_argument("app", metavar="APP", help="`module` or `module:attr` holding the workflow")
+    p.add_argument("workflow", metavar="WORKFLOW", help="the workflow's name")
+    p.add_argument("payload", metavar="JSON", nargs="?", default="null", help="input, default null")
+    p.add_argument("--version", default=None, help="default: the newest registered version")
+    p.add_argument("--run-id", default=None, help="use this run id (existing run: no new run)")
+    p.add_argument("--idempotency-key", default=None, help="same key: the existing run")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the result and print it as JSON (workers must be running)",
+    )
+    p.set_defaults(handler=_client(_trigger))
+
+    p = sub.add_parser("hook", help="complete a hook with a payload (its token, once)")
+    p.add_argument("token", metavar="TOKEN")
+    p.add_argument("payload", metavar="JSON", nargs="?", default="null", help="default: null")
+    p.set_defaults(handler=_client(_hook))
+
     p = sub.add_parser("cancel", help="cancel a run (and its unfinished children)")
     p.add_argument("run_id", metavar="RUN")
     p.set_defaults(handler=_client(_cancel))
@@ -394,6 +415,29 @@ async def _runs_show(rt: Runtime, args: argparse.Namespace) -> None:
 async def _signal(rt: Runtime, args: argparse.Namespace) -> None:
     await rt.signal(args.run_id, args.name, args.payload_value)
     _out(f"signal {args.name!r} sent to run {args.run_id}")
+
+
+async def _trigger(rt: Runtime, args: argparse.Namespace) -> None:
+    # The app's definitions validate the input and resolve the version, as in-process.
+    rt.register(*load_app(args.app).workflows)
+    handle = await rt.trigger(
+        args.workflow,
+        args.payload_value,
+        run_id=args.run_id,
+        idempotency_key=args.idempotency_key,
+        version=args.version,
+    )
+    state = "started" if handle.created else "exists (not started again)"
+    if args.wait is None:
+        _out(f"run {handle.run_id} {state}")
+        return
+    result = await handle.result(timeout=args.wait)
+    _out(_dump_json(result))
+
+
+async def _hook(rt: Runtime, args: argparse.Namespace) -> None:
+    run_id = await rt.execute_hook(args.token, args.payload_value)
+    _out(f"hook delivered to run {run_id}")
 
 
 async def _cancel(rt: Runtime, args: argparse.Namespace) -> None:
@@ -667,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "worker":
         _setup_logging(logging.WARNING)
     try:
-        if args.command == "signal":
+        if args.command in ("signal", "trigger", "hook"):
             args.payload_value = _json_payload(args.payload)
         handler: Callable[[argparse.Namespace], int] = args.handler
         code = handler(args)

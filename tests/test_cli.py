@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from cli_app.app import greet, wait_go
+from cli_app.app import approve, greet, wait_go
 
 from durable import RunInfo, Runtime
 from durable.cli import redact_dsn
@@ -358,6 +358,50 @@ async def test_worker_executes_runs_and_stops_on_sigterm(dsn: str, schema: str, 
     assert "worker started" in err
     assert "greet@1" in err
     assert "Traceback" not in err
+
+
+async def test_trigger_starts_runs_idempotently(cli: Cli, dsn: str, schema: str) -> None:
+    out = await cli.ok("trigger", "cli_app.app", "greet", '{"name": "ada"}')
+    assert out.startswith("run ") and out.strip().endswith("started"), out
+    run_id = out.split()[1]
+    args = ("trigger", "cli_app.app", "greet", '{"name": "bo"}', "--idempotency-key", "k1")
+    first = await cli.ok(*args)
+    again = await cli.ok(*args)
+    assert first.split()[1] == again.split()[1]
+    assert "exists" in again
+    async with client(dsn, schema) as rt:
+        await rt.sweep()
+        assert await rt.handle(run_id).result(timeout=5) == {"greeting": "hello ada"}
+        assert len(await rt.list_runs(workflow="greet")) == 2
+
+
+async def test_trigger_errors_fail_in_one_line(cli: Cli) -> None:
+    assert_one_line_failure(await cli("trigger", "cli_app.app", "nope"), 1, "nope")
+    res = await cli("trigger", "cli_app.app", "greet", "{bad json")
+    assert res.code == 2
+    res = await cli("trigger", "cli_app.app", "greet", '{"name": 1}', "--version", "9")
+    assert_one_line_failure(res, 1, "version")
+
+
+async def test_trigger_wait_prints_the_result(cli: Cli, dsn: str, schema: str) -> None:
+    async with Runtime(dsn, schema=schema, workflows=[greet], poll_interval="100ms"):
+        out = await cli.ok("trigger", "cli_app.app", "greet", '{"name": "cy"}', "--wait", "20")
+    assert msgspec.json.decode(out) == {"greeting": "hello cy"}
+
+
+async def test_hook_command_completes_a_hook_once(cli: Cli, dsn: str, schema: str) -> None:
+    async with Runtime(dsn, schema=schema, worker=False, workflows=[approve]) as rt:
+        h = await rt.trigger(approve, None)
+        await rt.sweep()
+        assert await h.status() == "suspended"
+        info = await rt.get_run(h.run_id)
+        token = next(e.payload for e in info.history if e.kind == "hook_created")
+        out = await cli.ok("hook", token, '{"ok": true}')
+        assert h.run_id in out
+        await rt.sweep()
+        assert await h.result(timeout=5) == {"decision": {"ok": True}}
+        assert_one_line_failure(await cli("hook", token), 1, "already used")
+        assert_one_line_failure(await cli("hook", "not-a-token"), 1, "token")
 
 
 async def test_worker_delivers_cli_signal(cli: Cli, dsn: str, schema: str) -> None:

@@ -23,6 +23,13 @@ async def wait_go(ctx: Context, input: Any) -> dict[str, Any]:
     return {"got": payload}
 
 
+@workflow(version="1")
+async def approve(ctx: Context, input: Any) -> dict[str, Any]:
+    hook = await ctx.create_hook("approval")
+    decision = await hook.wait(timeout="1h")
+    return {"decision": decision}
+
+
 #: `cli_app.app:workflows`: an explicit list.
 workflows = [greet, wait_go]
 
