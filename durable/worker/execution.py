@@ -116,6 +116,7 @@ class RunExecution:
         self.task: asyncio.Task[Any] | None = None
         self.telemetry = RunTelemetry(defn.name, defn.version, self.run_id)
         self._scope = _OpScope(self)
+        self._branches: set[asyncio.Task[Any]] = set()
         self.ctx = Context(self)
 
     # -- helpers for Context ----------------------------------------------------------
@@ -131,6 +132,14 @@ class RunExecution:
         """
         if self.dead or self.failure is not None:
             raise RunAborted
+        task = asyncio.current_task()
+        if task is not self.task and task is not None:
+            # A branch of gather/parallel: remembered so it can be stopped when the run
+            # ends while it is still going (a sibling failed, the workflow returned).
+            branches = self._branches
+            if len(branches) > 64:
+                self._branches = branches = {t for t in branches if not t.done()}
+            branches.add(task)
         return self._scope
 
     def history_at(self, pos: int, kind: OpKind, name: str) -> Sequence[Event]:
@@ -391,10 +400,17 @@ class RunExecution:
             self.executor.poke()
         return "suspended"
 
+    def _stop_branches(self) -> None:
+        for branch in self._branches:
+            if not branch.done():
+                branch.cancel()
+        self._branches.clear()
+
     async def _finish(self) -> str:
         task = self.task
         if task is not None and not task.done():
             task.cancel()
+        self._stop_branches()
         if self.dead or self.closing:
             return "abandoned" if self.dead else "finished"
         finish: Finish
@@ -484,6 +500,7 @@ class RunExecution:
         """Drop the live coroutine; the next claim replays from history instead."""
         self.dead = True
         self._idle.set()
+        self._stop_branches()
         if self.task is not None and not self.task.done():
             self.task.cancel()
         for future, _, _ in list(self._parked.values()):

@@ -399,3 +399,32 @@ async def test_parallel_failure_propagates_like_gather(make_rt: MakeRuntime) -> 
 
     async with make_rt(fan) as rt:
         assert await (await rt.trigger(fan, None)).result(timeout=10) == "bad"
+
+
+async def test_unfinished_branches_stop_when_the_run_ends(make_rt: MakeRuntime) -> None:
+    finished: list[str] = []
+
+    async def slow() -> int:
+        await asyncio.sleep(0.5)
+        finished.append("slow")
+        return 1
+
+    def boom() -> None:
+        raise ValueError("bad item")
+
+    @workflow
+    async def fan_fail(ctx: Context, _: Any) -> Any:
+        from durable import RetryPolicy
+
+        return await ctx.parallel(
+            [ctx.step("slow", slow), ctx.step("bad", boom, retry=RetryPolicy(max_attempts=1))]
+        )
+
+    async with make_rt(fan_fail) as rt:
+        h = await rt.trigger(fan_fail, None)
+        with pytest.raises(WorkflowFailed, match="bad"):
+            await h.result(timeout=10)
+        await asyncio.sleep(0.8)
+        assert finished == []  # the sibling still in flight was stopped with the run
+        info = await rt.get_run(h.run_id)
+        assert "slow" not in [e.name for e in info.history]
