@@ -343,7 +343,7 @@ class PostgresStore:
         events.extend((f.run_id, f.fence, f.event) for f in fins if f.event is not None)
         sus = batch.suspends
         ext = batch.extends
-        rows = await self._commit_conn_fetch(
+        rows = await self.pool.fetch(
             "SELECT run_id, outcome FROM durable_commit($1, $2, $3,"
             " $4, $5, $6, $7, $8, $9, $10, $11,"
             " $12, $13, $14, $15, $16,"
@@ -384,11 +384,6 @@ class PostgresStore:
                 if outcome == "closed":
                     result.closed.add(row["run_id"])
         return result
-
-    async def _commit_conn_fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        async with self.pool.acquire() as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(query, *args)
-            return rows
 
     async def _wake_parents(
         self, conn: asyncpg.Connection, children: Sequence[asyncpg.Record], now: datetime

@@ -52,7 +52,7 @@ class Executor:
         self.committer = GroupCommitter(store, clock, lease_s=lease_s)
         self.active: dict[str, RunExecution] = {}
         self.sticky: OrderedDict[str, RunExecution] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], str] = {}  # execution task -> run id
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._timers: list[datetime] = []
@@ -76,11 +76,7 @@ class Executor:
         """Stop claiming, let in-flight runs reach a stop for `grace_s`, release the rest."""
         self._stopping = True
         self._wake.set()
-        for t in (self._loop_task,):
-            if t is not None:
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+        await _cancel_and_wait(self._loop_task)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace_s)
         leftover = list(self.active)
@@ -88,10 +84,7 @@ class Executor:
             execution.evict()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=1.0)
-        if self._beat_task is not None:
-            self._beat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beat_task
+        await _cancel_and_wait(self._beat_task)
         dropped = [e.task for e in self.sticky.values() if e.task is not None]
         for execution in self.sticky.values():
             execution.evict()
@@ -172,6 +165,9 @@ class Executor:
             self._start(c)
         return [c.run_id for c in claimed]
 
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+
     def reserve(self, defn: WorkflowDef) -> bool:
         """Promise a slot to a run this process is about to insert already claimed.
 
@@ -200,8 +196,8 @@ class Executor:
         task = asyncio.create_task(
             self._execute(claimed, defn), name=f"durable-exec-{claimed.run_id}"
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = claimed.run_id
+        task.add_done_callback(self._forget_task)
 
     async def _execute(self, claimed: ClaimedRun, defn: WorkflowDef) -> None:
         run_id = claimed.run_id
@@ -256,7 +252,7 @@ class Executor:
         while True:
             started = await self.claim_and_start(exclude=seen)
             seen.update(started)
-            mine = [t for t in self._tasks if t.get_name().removeprefix("durable-exec-") in seen]
+            mine = [t for t, run_id in self._tasks.items() if run_id in seen]
             if not started and not mine:
                 return len(seen)
             if mine:
@@ -286,3 +282,11 @@ class Executor:
         if isinstance(workflow, WorkflowDef):
             return workflow
         return self.registry.get(workflow)
+
+
+async def _cancel_and_wait(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background loop and wait until it has unwound."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
