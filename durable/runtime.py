@@ -8,7 +8,6 @@ import logging
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from enum import StrEnum
 from types import TracebackType
 from typing import Any
 
@@ -19,6 +18,7 @@ from durable import codec
 from durable.batching import Coalescer
 from durable.clock import SYSTEM_CLOCK, Clock
 from durable.core.events import EventKind
+from durable.core.vocabulary import RunStatus
 from durable.durations import parse_duration
 from durable.errors import (
     PayloadTooLarge,
@@ -35,15 +35,6 @@ from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
 
 log = logging.getLogger("durable.runtime")
-
-
-class RunStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUSPENDED = "suspended"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 class Event(msgspec.Struct, frozen=True):

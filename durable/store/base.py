@@ -9,8 +9,7 @@ from typing import Protocol
 import msgspec
 
 from durable.core.events import Event
-
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
+from durable.core.vocabulary import TERMINAL as TERMINAL
 
 
 class NewRun(msgspec.Struct, frozen=True):
