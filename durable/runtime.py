@@ -18,7 +18,7 @@ from durable import codec
 from durable.batching import Coalescer
 from durable.clock import SYSTEM_CLOCK, Clock
 from durable.core.events import EventKind
-from durable.core.vocabulary import RunStatus
+from durable.core.vocabulary import RunStatus as RunStatus
 from durable.durations import parse_duration
 from durable.errors import (
     PayloadTooLarge,
