@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 
 demo: install ## Run the quickstart example against DURABLE_DSN or an embedded Postgres
 	@if [ -z "$$DURABLE_DSN" ] && ! $(PY) -c 'from durable.embedded import find_bindir; find_bindir()' 2>/dev/null; then \
-		echo "no DURABLE_DSN and no PostgreSQL binaries: installing durable[embedded]"; \
+		echo "no DURABLE_DSN and no PostgreSQL binaries: installing durable-pg[embedded]"; \
 		$(PIP) install --quiet -e '.[dev,embedded]'; \
 	fi
 	$(PY) examples/quickstart.py

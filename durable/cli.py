@@ -2,7 +2,7 @@
 
     durable [--dsn DSN] [--schema NAME] COMMAND ...
 
-The DSN defaults to ``$DURABLE_DSN``. Exit status: 0 on success, 1 with a one-line
+The DSN defaults to ``$DURABLE_DSN``, the schema to ``$DURABLE_SCHEMA``. Exit status: 0 on success, 1 with a one-line
 reason on stderr when the command fails (unknown run, closed run, database
 unreachable...), 2 for usage errors. The DSN's password is never printed.
 """
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import importlib.metadata
 import logging
 import os
 import re
@@ -38,6 +39,8 @@ log = logging.getLogger("durable.cli")
 
 PROG = "durable"
 DEFAULT_SCHEMA = "durable"
+#: The name on the package index (the import name stays `durable`).
+DISTRIBUTION = "durable-pg"
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -172,11 +175,22 @@ def _json_payload(text: str) -> Any:
         raise CliError(f"invalid JSON payload {text!r}: {exc}", EXIT_USAGE) from None
 
 
+def installed_version() -> str:
+    """The version pip installed; a source checkout that was never installed has none."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        from durable import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Run and inspect durable workflows on PostgreSQL.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {installed_version()}")
     parser.add_argument(
         "--dsn",
         default=None,
@@ -184,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--schema",
-        default=None,
-        help=f"database schema holding durable's tables (default: {DEFAULT_SCHEMA})",
+        default=os.environ.get("DURABLE_SCHEMA") or None,
+        help=f"database schema holding durable's tables (default: $DURABLE_SCHEMA, "
+        f"else the app Runtime's for `worker`, else {DEFAULT_SCHEMA})",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -283,8 +298,26 @@ def _cli_dsn(args: argparse.Namespace) -> str | None:
 
 def _require_dsn(dsn: str | None) -> str:
     if not dsn:
-        raise CliError("no database given: pass --dsn DSN or set DURABLE_DSN", EXIT_USAGE)
+        raise CliError(_no_database_message(), EXIT_USAGE)
     return dsn
+
+
+def _no_database_message() -> str:
+    """Say how to get a database; name the embedded server's DSN when one is running."""
+    from durable import embedded
+
+    running = None
+    with contextlib.suppress(embedded.EmbeddedPostgresError, OSError):
+        running = embedded.server_status()
+    if running:
+        return (
+            "no database given: pass --dsn DSN or set DURABLE_DSN; the local embedded "
+            f"PostgreSQL is running: export DURABLE_DSN={running}"
+        )
+    return (
+        "no database given: pass --dsn DSN or set DURABLE_DSN; for a local throwaway "
+        "PostgreSQL: export DURABLE_DSN=$(python -m durable.embedded start)"
+    )
 
 
 # -- client commands -------------------------------------------------------------------

@@ -11,13 +11,19 @@ cluster's ``PGDATA``. Every start and every reuse logs the real location.
 
 Binaries: ``$DURABLE_PG_BINDIR``, then the system's (``pg_config --bindir``, the
 newest ``/usr/lib/postgresql/*/bin``, ``initdb`` on ``PATH``), then those bundled with
-the ``pgserver`` package (``pip install "durable[embedded]"``).
+the ``pgserver`` package (``pip install "durable-pg[embedded]"``).
 
 Root: ``initdb`` and ``postgres`` refuse to run as root, which is what many
 containers are. As root, the server runs as an unprivileged user (``$DURABLE_PG_USER``,
 else the owner of an existing cluster, else ``postgres``, else ``nobody``), and when
 that user cannot reach the data directory (``/root`` is mode 0700) the data moves to
 a per-requested-path directory under ``/var/tmp/durable-pg-<uid>/``.
+
+Announcement: starting a server (not reusing one) leaves a process behind, so it is
+announced in one line on the ``durable.embedded`` logger at INFO: the DSN, where the
+data lives, that it keeps running, how to stop it. When the application has
+configured no logging at all, that line goes to stderr instead, so that nobody gets
+a background server without being told.
 
 Security: the server trusts every local connection (unix socket and 127.0.0.1). It
 is a development and test convenience, not a production deployment.
@@ -77,7 +83,7 @@ _SAFE_PATH = re.compile(r"^[A-Za-z0-9/._-]+$")
 
 _INSTALL_HINT = (
     "no PostgreSQL server binaries (initdb, pg_ctl, postgres) were found. Install them "
-    'with `pip install "durable[embedded]"` (bundled binaries from the pgserver '
+    'with `pip install "durable-pg[embedded]"` (bundled binaries from the pgserver '
     "package) or from your system's packages (e.g. `apt-get install postgresql`, "
     "`brew install postgresql`), set DURABLE_PG_BINDIR to their directory, or pass "
     "a DSN / set DURABLE_DSN to use an existing server."
@@ -650,15 +656,34 @@ def ensure_server(data_dir: Path | None = None) -> str:
             _initdb(bindir, target, user)
         info = _start(bindir, target, user)
         dsn = _dsn(info)
-        log.info(
-            "started PostgreSQL from %s at %s (socket in %s%s); data in %s",
+        log.debug(
+            "PostgreSQL binaries from %s, socket in %s%s",
             bindir,
-            dsn,
             info.socket_dir,
             f", running as {user.name}" if user else "",
-            target,
         )
+        _announce(_start_message(dsn, target, requested))
         return dsn
+
+
+def _start_message(dsn: str, data: Path, requested: Path) -> str:
+    """The one line that tells whoever started the server what they now have running."""
+    stop = "python -m durable.embedded stop"
+    if requested != default_data_dir():
+        stop += f" --data-dir {shlex.quote(str(requested))}"
+    return (
+        f"started PostgreSQL at {dsn} with its data in {data}; it keeps running after "
+        f"this process exits (stop it with `{stop}`)"
+    )
+
+
+def _announce(message: str) -> None:
+    if log.hasHandlers():
+        log.info("%s", message)
+    else:
+        # No logging configured: the INFO line would vanish (logging's last resort
+        # shows WARNING and up only), yet a server now runs in the background.
+        print(f"durable.embedded: {message}", file=sys.stderr, flush=True)
 
 
 def stop_server(data_dir: Path | None = None) -> bool:

@@ -2,7 +2,7 @@
 
     python examples/quickstart.py
 
-Uses $DURABLE_DSN when set, else starts an embedded PostgreSQL (durable[embedded]).
+Uses $DURABLE_DSN when set, else starts an embedded PostgreSQL (durable-pg[embedded]).
 """
 
 from __future__ import annotations
