@@ -111,7 +111,12 @@ def test_cli_start_status_stop(data_dir: Path) -> None:
     assert started.returncode == 0, started.stderr
     dsn = started.stdout.strip()
     assert dsn.startswith("postgresql://")
-    assert str(data_dir) in started.stderr  # says where the data lives
+    # One line says where it runs, where the data lives, that it stays, how to stop it.
+    (line,) = [ln for ln in started.stderr.splitlines() if "started PostgreSQL" in ln]
+    assert dsn in line
+    assert f"data in {data_dir}" in line
+    assert "keeps running after this process exits" in line
+    assert f"python -m durable.embedded stop --data-dir {data_dir}" in line
     status = cli("status")
     assert (status.returncode, status.stdout.strip()) == (0, dsn)
     assert cli("stop").returncode == 0
@@ -146,3 +151,82 @@ async def test_runtime_without_dsn_uses_embedded_server(
         handle = await rt.trigger(hello, "embedded")
         assert await handle.result(timeout=30) == "hello embedded"
     assert embedded.server_status(data_dir) is not None
+
+
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _env_without_dsn(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DURABLE_DSN", "DURABLE_SCHEMA")}
+    env.update(extra)
+    return env
+
+
+_RUNTIME_WITHOUT_DSN = """
+import asyncio
+from durable import Runtime
+
+async def main():
+    async with Runtime(worker=False) as rt:
+        pass
+
+asyncio.run(main())
+"""
+
+
+def test_runtime_announces_the_server_it_starts_on_stderr(data_dir: Path) -> None:
+    """A program that configured no logging still learns it left a server running."""
+    env = _env_without_dsn(DURABLE_DATA_DIR=str(data_dir))
+    first = _python(_RUNTIME_WITHOUT_DSN, env)
+    assert first.returncode == 0, first.stderr
+    dsn = embedded.server_status(data_dir)
+    assert dsn is not None  # still running after the process exited
+    lines = first.stderr.strip().splitlines()
+    assert lines == [
+        f"durable.embedded: started PostgreSQL at {dsn} with its data in {data_dir}; it keeps "
+        "running after this process exits (stop it with `python -m durable.embedded stop`)"
+    ]
+    # Reusing it is not news: nothing on stderr (INFO on the logger only).
+    again = _python(_RUNTIME_WITHOUT_DSN, env)
+    assert (again.returncode, again.stderr) == (0, "")
+
+
+def test_cli_without_database_points_to_the_embedded_server(data_dir: Path) -> None:
+    def durable_cli() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "durable", "runs", "list"],
+            env=_env_without_dsn(DURABLE_DATA_DIR=str(data_dir)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    idle = durable_cli()
+    assert idle.returncode == 2
+    assert "export DURABLE_DSN=$(python -m durable.embedded start)" in idle.stderr
+
+    dsn = embedded.ensure_server(data_dir)
+    running = durable_cli()
+    assert running.returncode == 2
+    assert f"export DURABLE_DSN={dsn}" in running.stderr
+
+
+ROOT_DEFAULT_DATA = "/var/tmp/durable-pg-0/pg-3875bcee587b"
+
+
+def test_docs_say_where_root_keeps_the_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README and operations.md name the real directory of root's default cluster."""
+    requested = Path("/root/.local/share/durable/pg")
+    assert embedded._fallback_dir(requested).name == Path(ROOT_DEFAULT_DATA).name
+    repo = Path(__file__).resolve().parent.parent
+    for doc in (repo / "README.md", repo / "docs" / "operations.md"):
+        assert ROOT_DEFAULT_DATA in doc.read_text(), doc
+    if is_root and not embedded._user_can_reach(requested, embedded._pick_user(requested)):
+        monkeypatch.delenv("DURABLE_DATA_DIR", raising=False)
+        monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+        monkeypatch.setenv("HOME", "/root")
+        assert embedded.resolve_data_dir() == Path(ROOT_DEFAULT_DATA)
