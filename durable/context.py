@@ -195,11 +195,16 @@ class Context:
             while True:
                 st.begin_attempt(None if st.deadline is None else x.now())
                 try:
-                    if telemetry_enabled():
-                        with x.telemetry.step(name, attempt):
+                    try:
+                        if telemetry_enabled():
+                            with x.telemetry.step(name, attempt):
+                                value = await self._call(fn, args, kwargs, timeout_s)
+                        else:
                             value = await self._call(fn, args, kwargs, timeout_s)
-                    else:
-                        value = await self._call(fn, args, kwargs, timeout_s)
+                    finally:
+                        # From here to the event's seq nothing awaits: the room this
+                        # attempt held passes straight to its event.
+                        st.end_attempt()
                     try:
                         data, decoded = codec.roundtrip(value, what=f"result of step {name!r}")
                         x.check_payload(data, f"result of step {name!r}")
@@ -233,8 +238,6 @@ class Context:
                     if failure.final:
                         raise decide.step_error(name, failure) from exc
                     assert failure.retry_at is not None
-                finally:
-                    st.end_attempt()
                 await x.wait_until(pos, "retry", name, failure.retry_at)
                 attempt += 1
 
