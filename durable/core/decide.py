@@ -88,6 +88,7 @@ Decision = Live | Value | Fail | Wait | Retry
 """What a ctx operation must do next; Context dispatches on it (ending in assert_never)."""
 
 _NONE: Final = Value(None)
+_STEP_COMPLETED: Final = EventKind.STEP_COMPLETED  # bound once: Enum attributes are slow
 
 # -- deadlines: every time limit of a run is computed here --------------------------------
 
@@ -123,7 +124,7 @@ def step(name: str, events: Sequence[Event]) -> Decision:
     if not events:
         return LIVE
     last = events[-1]
-    if last.kind == EventKind.STEP_COMPLETED:
+    if last.kind == _STEP_COMPLETED:
         # The common case on replay (first attempt succeeded) costs one decode.
         return Value(codec.decode(last.payload))
     failure = decode_failure(last)

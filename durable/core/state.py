@@ -189,13 +189,14 @@ class RunState:
         if limit is not None and seq > limit:
             raise self.park(self._limit_reason(limit))
         self.next_seq = seq + 1
-        return Event(seq, pos, kind.value, name, payload, now)
+        # `_value_` is a plain attribute; `.value` goes through a slow descriptor.
+        return Event(seq, pos, kind._value_, name, payload, now)
 
     def run_event(self, kind: EventKind, payload: bytes | None, now: datetime) -> Event:
         """A run-level event (completed, failed): never refused, it ends the run."""
         seq = self.next_seq
         self.next_seq = seq + 1
-        return Event(seq, RUN_POS, kind.value, "", payload, now)
+        return Event(seq, RUN_POS, kind._value_, "", payload, now)
 
     def begin_attempt(self, now: datetime | None) -> None:
         """Before a step body runs: the run must have time left and room for its event.

@@ -47,6 +47,8 @@ log = logging.getLogger("durable.worker")
 # shows none for this many iterations is waiting only on what its ctx calls wait on.
 _IDLE_SPINS = 16
 
+_DEAD = Phase.DEAD  # bound once: Enum class attribute access is slow on the hot path
+
 
 class PendingWait(msgspec.Struct, frozen=True):
     """What a suspended run waits on, as shown in `RunInfo.pending`."""
@@ -165,7 +167,7 @@ class RunExecution:
 
     async def _submit(self, **kwargs: Any) -> bool:
         state = self.state
-        if state.phase is Phase.DEAD or (state.failure is not None and "finish" not in kwargs):
+        if state.phase is _DEAD or (state.failure is not None and "finish" not in kwargs):
             raise RunAborted
         try:
             accepted, closed, woken = await self.executor.committer.submit(
