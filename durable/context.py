@@ -136,11 +136,6 @@ class Context:
         self.parent_run_id = execution.parent_run_id
         self.logger = WorkflowLogger(execution)
 
-    @property
-    def _pos(self) -> int:
-        """How many positions the code has taken (the next position)."""
-        return self._st.next_pos
-
     # -- steps ------------------------------------------------------------------------
 
     def step(self, name_or_fn: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
