@@ -1,6 +1,27 @@
-"""The pure replay core: events, history matching and per-operation state. No I/O, no clock."""
+"""The pure replay core: events, history matching, per-operation decisions, run state.
 
+No I/O, no clock, no event loop: history and `now` in, decisions out.
+"""
+
+from durable.core.decide import LIVE, Decision, Fail, Live, Retry, Value, Wait
 from durable.core.events import Event, EventKind, OpKind
-from durable.core.history import History, OpState
+from durable.core.history import History
+from durable.core.state import DriveResult, Phase, RunAborted, RunState
 
-__all__ = ["Event", "EventKind", "History", "OpKind", "OpState"]
+__all__ = [
+    "LIVE",
+    "Decision",
+    "DriveResult",
+    "Event",
+    "EventKind",
+    "Fail",
+    "History",
+    "Live",
+    "OpKind",
+    "Phase",
+    "Retry",
+    "RunAborted",
+    "RunState",
+    "Value",
+    "Wait",
+]

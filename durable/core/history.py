@@ -1,28 +1,19 @@
 """Matching a run's ctx calls against its recorded history, by position, kind and name.
 
-Pure: the worker hands in the events it loaded and asks, per ctx call, what is already
-known. Everything here is deterministic so a replay reaches the same decisions as the
-live run did.
+Pure: the worker hands in the events it loaded; `RunState.lookup` asks, per ctx call,
+what history holds at its position, and `durable.core.decide` turns that into one
+decision. This module also defines the engine's own event payloads and their codecs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from enum import Enum
 
 import msgspec
 
-from durable.core.events import OP_OF_EVENT, RUN_POS, Event, EventKind, OpKind
+from durable.core.events import OP_OF_EVENT, RUN_POS, Event, OpKind
 from durable.errors import NonDeterminismError
-
-
-class OpState(Enum):
-    """Where one ctx call stands according to history."""
-
-    FRESH = "fresh"  # nothing recorded: run it live
-    DONE = "done"  # a terminal result is recorded: return it
-    OPEN = "open"  # started (a timer set, a retry scheduled) but not finished: continue live
 
 
 class StepFailure(msgspec.Struct, frozen=True):
@@ -114,22 +105,6 @@ class History:
         return [e for p, evs in self._by_pos.items() if p >= next_pos for e in evs]
 
 
-def step_state(events: Sequence[Event]) -> tuple[OpState, Event | None, int]:
-    """Classify a step's events: (state, decisive event, attempts already made)."""
-    if not events:
-        return OpState.FRESH, None, 0
-    last = events[-1]
-    if len(events) == 1 and last.kind == EventKind.STEP_COMPLETED:
-        return OpState.DONE, last, 1  # the common case on replay: first attempt succeeded
-    attempts = sum(1 for e in events if e.kind == EventKind.STEP_FAILED)
-    if last.kind == EventKind.STEP_COMPLETED:
-        return OpState.DONE, last, attempts + 1
-    failure = decode_failure(last)
-    if failure.final:
-        return OpState.DONE, last, attempts
-    return OpState.OPEN, last, attempts
-
-
 _failure_decoder = msgspec.msgpack.Decoder(StepFailure)
 _until_decoder = msgspec.msgpack.Decoder(Until)
 _child_decoder = msgspec.msgpack.Decoder(ChildRef)
@@ -160,13 +135,3 @@ def decode_child(event: Event) -> ChildRef:
 def decode_child_failure(event: Event) -> ChildFailure:
     assert event.payload is not None
     return _child_failure_decoder.decode(event.payload[1:])
-
-
-def wait_state(events: Sequence[Event], done_kinds: frozenset[str]) -> tuple[OpState, Event | None]:
-    """Classify a wait (timer, signal, hook, child result): its resolving event, if any."""
-    if not events:
-        return OpState.FRESH, None
-    for event in events:
-        if event.kind in done_kinds:
-            return OpState.DONE, event
-    return OpState.OPEN, events[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,12 +18,13 @@ import msgspec
 
 from durable import codec
 from durable.context import Context
-from durable.core.events import RUN_POS, Event, EventKind, OpKind
+from durable.core.events import Event, EventKind
 from durable.core.history import History
+from durable.core.state import DriveResult, Phase, RunAborted, RunState
+from durable.core.vocabulary import RunStatus
 from durable.errors import (
     DurableError,
     FenceLost,
-    NonDeterminismError,
     PayloadTooLarge,
     SerializationError,
     WorkflowCancelled,
@@ -46,12 +47,7 @@ log = logging.getLogger("durable.worker")
 # shows none for this many iterations is waiting only on what its ctx calls wait on.
 _IDLE_SPINS = 16
 
-
-class RunAborted(BaseException):
-    """Unwinds workflow code when the execution must stop (lease lost, evicted, limit hit).
-
-    A BaseException so that `except Exception` in workflow code cannot swallow it.
-    """
+_DEAD = Phase.DEAD  # bound once: Enum class attribute access is slow on the hot path
 
 
 class PendingWait(msgspec.Struct, frozen=True):
@@ -86,7 +82,11 @@ class _OpScope:
 
 
 class RunExecution:
-    """The live state of one run on this worker."""
+    """The live state of one run on this worker; implements `durable.run_io.RunIO`.
+
+    Its replay bookkeeping (positions, seqs, limits, replaying, parking and the phase)
+    is the pure `RunState` in `self.state`; this class adds the I/O and the driving.
+    """
 
     def __init__(
         self, executor: Executor, claimed: ClaimedRun, defn: WorkflowDef, history: History
@@ -98,18 +98,18 @@ class RunExecution:
         self.defn = defn
         self.fence = claimed.fence
         self.wakeups = claimed.wakeups
-        self.deadline = claimed.deadline
         self.input = claimed.input
-        self.history = history
-        self.next_seq = history.last_seq + 1
-        self.replaying = len(history) > 0
+        self.state = RunState(
+            self.run_id,
+            defn.name,
+            history,
+            max_events=defn.max_events,
+            deadline=claimed.deadline,
+            execution_timeout=defn.execution_timeout,
+        )
         self.buffer: list[Event] = []
         self.active = 0
         self.progress = 0
-        self.dead = False
-        self.closing = False
-        self.failure: str | None = None
-        self.failure_event = True
         self.outcome: Finish | None = None
         self._parked: dict[int, tuple[asyncio.Future[None], PendingWait, str | None]] = {}
         self._idle = asyncio.Event()
@@ -130,7 +130,7 @@ class RunExecution:
         Once the run is parked as failed (non-determinism, a limit) no operation runs,
         even if workflow code caught the error: nothing more may reach the history.
         """
-        if self.dead or self.failure is not None:
+        if self.state.halted:
             raise RunAborted
         task = asyncio.current_task()
         if task is not self.task and task is not None:
@@ -142,42 +142,11 @@ class RunExecution:
             branches.add(task)
         return self._scope
 
-    def history_at(self, pos: int, kind: OpKind, name: str) -> Sequence[Event]:
-        try:
-            return self.history.at(pos, kind, name)
-        except NonDeterminismError as exc:
-            # Parks the run whatever the workflow does with the exception afterwards.
-            self.failure = f"NonDeterminismError: {exc}"
-            self.failure_event = False
-            raise NonDeterminismError(
-                f"run {self.run_id!r} of workflow {self.defn.name!r}: {exc}"
-            ) from None
-
-    def going_live(self) -> None:
-        self.replaying = False
-
-    def event(self, pos: int, kind: EventKind, name: str, payload: bytes | None) -> Event:
-        seq = self.next_seq
-        limit = self.defn.max_events
-        if limit is not None and seq > limit:
-            self.failure = f"max_events exceeded: the run reached its limit of {limit} events"
-            raise RunAborted
-        self.next_seq = seq + 1
-        return Event(seq, pos, kind.value, name, payload, self.now())
-
     def record(self, event: Event) -> None:
         """Keep an event to be written with the run's next commit."""
-        if self.failure is not None:
+        if self.state.halted:
             raise RunAborted
         self.buffer.append(event)
-
-    def check_limits(self) -> None:
-        if self.deadline is not None and self.now() >= self.deadline:
-            self.failure = (
-                f"execution_timeout exceeded: the run passed its limit of "
-                f"{self.defn.execution_timeout}s"
-            )
-            raise RunAborted
 
     def check_payload(self, data: bytes, what: str) -> None:
         limit = self.executor.max_payload
@@ -197,9 +166,8 @@ class RunExecution:
             await self._submit(events=events)
 
     async def _submit(self, **kwargs: Any) -> bool:
-        if self.dead:
-            raise RunAborted
-        if self.failure is not None and "finish" not in kwargs:
+        state = self.state
+        if state.phase is _DEAD or (state.failure is not None and "finish" not in kwargs):
             raise RunAborted
         try:
             accepted, closed, woken = await self.executor.committer.submit(
@@ -211,14 +179,14 @@ class RunExecution:
             raise RunAborted from exc
         if not accepted:
             if closed:
-                self.closing = True
+                self.state.move(Phase.CLOSING)
             self.abandon()
             raise RunAborted
         return woken
 
     def abandon(self) -> None:
         """Stop writing for this run; another worker (or a later claim) continues it."""
-        self.dead = True
+        self.state.move(Phase.DEAD)
         self._idle.set()
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -244,9 +212,9 @@ class RunExecution:
 
     def ensure_writable(self) -> None:
         """Raise unless this execution may still write: not dead, not parked, not closing."""
-        if self.dead or self.failure is not None:
+        if self.state.halted:
             raise RunAborted
-        if self.closing:
+        if self.state.phase is Phase.CLOSING:
             raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
 
     async def take_message(
@@ -292,7 +260,7 @@ class RunExecution:
         self, pos: int, kind: str, name: str, until: datetime | None, key: str | None
     ) -> None:
         """Wait until the run is woken again; the run may suspend meanwhile."""
-        if self.closing:
+        if self.state.phase is Phase.CLOSING:
             raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._parked[pos] = (future, PendingWait(kind, name, until), key)
@@ -305,9 +273,10 @@ class RunExecution:
             self._parked.pop(pos, None)
             self.active += 1
             self.progress += 1
-        if self.dead:
+        if self.state.phase is Phase.DEAD:
             raise RunAborted
-        self.check_limits()
+        if self.state.deadline is not None:
+            self.state.check_deadline(self.now())
 
     async def wait_until(self, pos: int, kind: str, name: str, until: datetime) -> None:
         while self.now() < until:
@@ -327,29 +296,27 @@ class RunExecution:
             if not future.done():
                 future.set_result(None)
 
-    async def drive(self) -> str:
-        """Run until the workflow finishes, suspends or must be abandoned.
-
-        Returns "finished", "suspended" or "abandoned".
-        """
+    async def drive(self) -> DriveResult:
+        """Run until the workflow finishes, suspends or must be abandoned."""
+        state = self.state
         with self.telemetry.attempt():
             if self.task is None:
                 self.task = asyncio.create_task(self._main(), name=f"durable-run-{self.run_id}")
                 self.task.add_done_callback(self._task_done)
-            try:
-                self.check_limits()
-            except RunAborted:
-                return await self._finish()
+            if state.deadline is not None:
+                try:
+                    state.check_deadline(self.now())
+                except RunAborted:
+                    return await self._finish()
             while True:
                 await self._idle.wait()
                 self._idle.clear()
-                if self.dead:
-                    return "abandoned"
-                if self.closing and self.task.done():
-                    return "finished"
-                if self.failure is not None:
-                    return await self._finish()
-                if self.task.done():
+                phase = state.phase
+                if phase is Phase.DEAD:
+                    return DriveResult.ABANDONED
+                if phase is Phase.CLOSING and self.task.done():
+                    return DriveResult.FINISHED
+                if state.failure is not None or self.task.done():
                     return await self._finish()
                 if self.active == 0 and self._parked and await self._stays_idle():
                     return await self._suspend()
@@ -367,19 +334,16 @@ class RunExecution:
             if (
                 self.progress != mark
                 or self.active
-                or self.dead
+                or self.state.phase is Phase.DEAD
                 or (self.task and self.task.done())
             ):
                 self._idle.set()
                 return False
         return True
 
-    async def _suspend(self) -> str:
+    async def _suspend(self) -> DriveResult:
         waits = [(w, key) for _, w, key in self._parked.values()]
-        times = [w.until for w, _ in waits if w.until is not None]
-        if self.deadline is not None:
-            times.append(self.deadline)
-        ready_at = min(times) if times else None
+        ready_at = self.state.ready_at([w.until for w, _ in waits])
         suspend = Suspend(
             run_id=self.run_id,
             fence=self.fence,
@@ -393,12 +357,12 @@ class RunExecution:
         try:
             woken = await self._submit(events=events, suspend=suspend)
         except RunAborted:
-            return "abandoned"
+            return DriveResult.ABANDONED
         if ready_at is not None:
             self.executor.note_wake_at(ready_at)
         if woken:
             self.executor.poke()
-        return "suspended"
+        return DriveResult.SUSPENDED
 
     def _stop_branches(self) -> None:
         for branch in self._branches:
@@ -406,99 +370,77 @@ class RunExecution:
                 branch.cancel()
         self._branches.clear()
 
-    async def _finish(self) -> str:
+    async def _finish(self) -> DriveResult:
         task = self.task
         if task is not None and not task.done():
             task.cancel()
         self._stop_branches()
-        if self.dead or self.closing:
-            return "abandoned" if self.dead else "finished"
+        state = self.state
+        if state.phase is Phase.DEAD:
+            return DriveResult.ABANDONED
+        if state.phase is Phase.CLOSING:
+            return DriveResult.FINISHED
         finish: Finish
         events: list[Event] = []
-        if self.failure is not None:
-            event = None
-            if self.failure_event:
+        if state.failure is not None:
+            finish = self._failed(state.failure, with_event=state.failure_event)
+            if state.failure_event:
                 events = self.buffer
-                event = self.event_unchecked(EventKind.RUN_FAILED, codec.encode(self.failure))
-            finish = Finish(self.run_id, self.fence, "failed", None, self.failure, event)
         else:
             assert task is not None
             if task.cancelled():
-                return "abandoned"
+                return DriveResult.ABANDONED
             exc = task.exception()
             if isinstance(exc, RunAborted):
-                return "abandoned"
+                return DriveResult.ABANDONED
             events = self.buffer
             if exc is None:
                 finish = self._completed(task.result())
                 if finish.event is None:  # non-determinism: history stays exactly as it was
                     events = []
             else:
-                error = f"{type(exc).__name__}: {exc}"
-                finish = Finish(
-                    self.run_id,
-                    self.fence,
-                    "failed",
-                    None,
-                    error,
-                    self.event_unchecked(EventKind.RUN_FAILED, codec.encode(error)),
-                )
+                finish = self._failed(f"{type(exc).__name__}: {exc}")
         self.buffer = []
         try:
             await self._submit(events=events, finish=finish)
         except RunAborted:
-            return "abandoned"
+            return DriveResult.ABANDONED
         self.outcome = finish
-        return "finished"
+        return DriveResult.FINISHED
+
+    def _failed(self, error: str, *, with_event: bool = True) -> Finish:
+        event = None
+        if with_event:
+            event = self.state.run_event(EventKind.RUN_FAILED, codec.encode(error), self.now())
+        return Finish(self.run_id, self.fence, RunStatus.FAILED, None, error, event)
 
     def _completed(self, result: Any) -> Finish:
-        missing = self.history.unvisited_after(self.ctx._pos)
-        if missing:
-            first = missing[0]
-            self.failure = (
-                f"NonDeterminismError: run {self.run_id!r} of workflow {self.defn.name!r} "
-                f"finished without reaching history position {first.pos} "
-                f"({first.kind} {first.name!r}, seq {first.seq})"
-            )
-            self.failure_event = False
-            return Finish(self.run_id, self.fence, "failed", None, self.failure, None)
+        removed = self.state.unvisited()
+        if removed is not None:
+            return self._failed(removed, with_event=False)
         try:
             output = codec.encode(result, what=f"result of workflow {self.defn.name!r}")
             self.check_payload(output, f"result of workflow {self.defn.name!r}")
         except (SerializationError, PayloadTooLarge) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            return Finish(
-                self.run_id,
-                self.fence,
-                "failed",
-                None,
-                error,
-                self.event_unchecked(EventKind.RUN_FAILED, codec.encode(error)),
-            )
-        return Finish(
-            self.run_id,
-            self.fence,
-            "completed",
-            output,
-            None,
-            self.event_unchecked(EventKind.RUN_COMPLETED, None),
-        )
-
-    def event_unchecked(self, kind: EventKind, payload: bytes | None) -> Event:
-        seq = self.next_seq
-        self.next_seq += 1
-        return Event(seq, RUN_POS, kind.value, "", payload, self.now())
+            return self._failed(f"{type(exc).__name__}: {exc}")
+        event = self.state.run_event(EventKind.RUN_COMPLETED, None, self.now())
+        return Finish(self.run_id, self.fence, RunStatus.COMPLETED, output, None, event)
 
     def cancellation_delivered(self) -> None:
         """A user cancel reached the workflow: let its cleanup code await normally."""
-        if self.closing:
+        if self.state.phase is Phase.CLOSING:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
 
+    @property
+    def dead(self) -> bool:
+        """This attempt stopped writing (abandoned, evicted, lease lost)."""
+        return self.state.phase is Phase.DEAD
+
     def evict(self) -> None:
         """Drop the live coroutine; the next claim replays from history instead."""
-        self.dead = True
+        self.state.move(Phase.DEAD)
         self._idle.set()
         self._stop_branches()
         if self.task is not None and not self.task.done():
@@ -514,9 +456,8 @@ class RunExecution:
         Idempotent: the canceller and its NOTIFY both land here, and a second cancel
         would interrupt the cleanup itself.
         """
-        if self.closing:
+        if not self.state.move(Phase.CLOSING):
             return
-        self.closing = True
         if self.task is not None and not self.task.done():
             self.task.cancel()
         self._idle.set()

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from durable.clock import Clock
 from durable.core.history import History
+from durable.core.state import DriveResult
 from durable.store.base import ClaimedRun, Extend, Finish, Store
 from durable.worker.committer import GroupCommitter
 from durable.worker.execution import RunExecution
@@ -220,7 +221,7 @@ class Executor:
             # Typically the database went away while loading history; the run is released
             # (or its lease lapses) and continues from its history later.
             log.warning("run %s: could not execute (%s); releasing it", run_id, exc)
-            outcome = "abandoned"
+            outcome = DriveResult.ABANDONED
             if execution is not None:
                 execution.evict()
             with contextlib.suppress(Exception):
@@ -233,7 +234,7 @@ class Executor:
             self._inflight -= 1
             self._slot_free.set()
             self._wake.set()
-        if outcome == "suspended" and execution is not None:
+        if outcome is DriveResult.SUSPENDED and execution is not None:
             if self.sticky_size > 0:
                 self.sticky[run_id] = execution
                 while len(self.sticky) > self.sticky_size:
@@ -241,9 +242,9 @@ class Executor:
                     old.evict()
             else:
                 execution.evict()
-        elif outcome == "finished" and execution is not None:
+        elif outcome is DriveResult.FINISHED and execution is not None:
             self.on_finished(run_id, execution.outcome)
-        elif execution is not None and outcome == "abandoned":
+        elif execution is not None and outcome is DriveResult.ABANDONED:
             execution.evict()
 
     async def run_pass(self) -> int:

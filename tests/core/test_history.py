@@ -10,11 +10,8 @@ from durable import codec
 from durable.core.events import Event, EventKind, OpKind
 from durable.core.history import (
     History,
-    OpState,
     StepFailure,
     meta_encode,
-    step_state,
-    wait_state,
 )
 from durable.errors import NonDeterminismError
 
@@ -45,35 +42,13 @@ def test_kind_mismatch_raises() -> None:
         h.at(0, OpKind.STEP, "nap")
 
 
-def test_step_state_transitions() -> None:
-    fail = meta_encode(StepFailure(1, "ValueError", "boom", final=False, retry_at=T0))
-    final = meta_encode(StepFailure(2, "ValueError", "boom", final=True))
-    assert step_state([])[0] is OpState.FRESH
-    state, last, attempts = step_state([ev(1, 0, EventKind.STEP_FAILED, "s", fail)])
-    assert (state, attempts) == (OpState.OPEN, 1)
-    state, last, attempts = step_state(
-        [ev(1, 0, EventKind.STEP_FAILED, "s", fail), ev(2, 0, EventKind.STEP_FAILED, "s", final)]
-    )
-    assert (state, attempts) == (OpState.DONE, 2)
-    state, last, _ = step_state(
-        [
-            ev(1, 0, EventKind.STEP_FAILED, "s", fail),
-            ev(2, 0, EventKind.STEP_COMPLETED, "s", codec.encode(5)),
-        ]
-    )
-    assert state is OpState.DONE and last is not None and codec.decode(last.payload) == 5
-
-
-def test_wait_state_and_unvisited_positions() -> None:
+def test_unvisited_positions_and_last_seq() -> None:
     events = [
         ev(1, 0, EventKind.TIMER_STARTED, "t", None),
         ev(2, 1, EventKind.STEP_COMPLETED, "s", codec.encode(None)),
     ]
     h = History(events)
-    assert (
-        wait_state(h.at(0, OpKind.SLEEP, "t"), frozenset({EventKind.TIMER_FIRED}))[0]
-        is OpState.OPEN
-    )
+    assert len(h.at(0, OpKind.SLEEP, "t")) == 1
     assert [e.seq for e in h.unvisited_after(1)] == [2]
     assert h.unvisited_after(2) == []
     assert h.last_seq == 2

@@ -1,0 +1,302 @@
+"""Per-operation replay rules: the events recorded at a position in, one decision out.
+
+Every ctx operation asks one function here what to do, given the events history holds
+at its position (already checked for kind and name by `RunState.lookup`), the current
+time and, for steps, the retry policy. The answer is one of a few decisions:
+
+- `LIVE`: history has nothing: run the operation live from its start;
+- `Value(v)`: the outcome is recorded: return `v`;
+- `Fail(e)`: the recorded outcome is an error: raise `e`;
+- `Wait(until, key)`: the operation started but has not finished (a timer set, a
+  signal awaited): wait until `until` and/or a delivery on the wake key `key`;
+- `Retry(attempt, at)`: a step failed and a retry is scheduled: wait until `at`, then
+  run attempt `attempt` live.
+
+Pure: no I/O, no clock (`now` is passed in), no event loop. `Context` performs what the
+decision asks for; an offline replayer or a unit test can call the same functions.
+Adding an operation means adding an `OpKind`, its event kinds, and one function here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import msgspec
+
+from durable import codec
+from durable.core.events import Event, EventKind
+from durable.core.history import (
+    ChildFailure,
+    ChildRef,
+    StepFailure,
+    Until,
+    decode_child,
+    decode_child_failure,
+    decode_failure,
+    decode_until,
+    meta_encode,
+)
+from durable.core.vocabulary import RunStatus, child_key
+from durable.errors import StepFailed, WorkflowCancelled, WorkflowFailed
+from durable.retry import RetryPolicy
+
+# -- decisions --------------------------------------------------------------------------
+
+
+class Live:
+    """History holds nothing at this position: run the operation live (a singleton)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LIVE"
+
+
+LIVE: Final = Live()
+
+
+class Value(msgspec.Struct, frozen=True):
+    """The outcome is recorded: return `value` without running anything."""
+
+    value: Any
+
+
+class Fail(msgspec.Struct, frozen=True):
+    """The recorded outcome is an error: raise `error`."""
+
+    error: Exception
+
+
+class Wait(msgspec.Struct, frozen=True):
+    """Started but unfinished: wait until `until` (None: no time limit) and/or a
+    delivery on the wake key `key` (None: time only), then look again."""
+
+    until: datetime | None
+    key: str | None = None
+
+
+class Retry(msgspec.Struct, frozen=True):
+    """A step's retry is scheduled: wait until `at`, then run attempt `attempt` live."""
+
+    attempt: int
+    at: datetime | None
+
+
+Decision = Live | Value | Fail | Wait | Retry
+"""What a ctx operation must do next; Context dispatches on it (ending in assert_never)."""
+
+_NONE: Final = Value(None)
+_STEP_COMPLETED: Final = EventKind.STEP_COMPLETED  # bound once: Enum attributes are slow
+
+# -- deadlines: every time limit of a run is computed here --------------------------------
+
+
+def after(now: datetime, seconds: float | None) -> datetime | None:
+    """The deadline `seconds` after `now` (timer ends, wait timeouts, execution_timeout)."""
+    if seconds is None:
+        return None
+    return now + timedelta(seconds=seconds)
+
+
+def retry_at(policy: RetryPolicy, attempt: int, now: datetime) -> datetime:
+    """When attempt `attempt + 1` of a step may start after attempt `attempt` failed."""
+    return now + timedelta(seconds=policy.delay_after(attempt))
+
+
+def passed(deadline: datetime | None, now: datetime) -> bool:
+    """True once `now` has reached `deadline` (never for no deadline)."""
+    return deadline is not None and now >= deadline
+
+
+def earliest(times: Sequence[datetime | None]) -> datetime | None:
+    """The earliest of the given deadlines (None when there is none): a run's ready_at."""
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
+# -- steps ----------------------------------------------------------------------------
+
+
+def step(name: str, events: Sequence[Event]) -> Decision:
+    """A step: LIVE, its recorded result, its final failure, or a scheduled retry."""
+    if not events:
+        return LIVE
+    last = events[-1]
+    if last.kind == _STEP_COMPLETED:
+        # The common case on replay (first attempt succeeded) costs one decode.
+        return Value(codec.decode(last.payload))
+    failure = decode_failure(last)
+    if failure.final:
+        return Fail(step_error(name, failure))
+    return Retry(sum(1 for e in events if e.kind == EventKind.STEP_FAILED) + 1, failure.retry_at)
+
+
+def step_attempt_failed(
+    attempt: int, exc: BaseException, policy: RetryPolicy, now: datetime
+) -> StepFailure:
+    """The step_failed payload of a failed live attempt: final, or when to retry.
+
+    The policy decides here, once; replay reads the decision back from the payload and
+    never asks the policy again (a changed policy cannot change a recorded run).
+    """
+    final = attempt >= policy.max_attempts or not policy.is_retryable(exc)
+    return StepFailure(
+        attempt,
+        type(exc).__name__,
+        str(exc),
+        final=final,
+        retry_at=None if final else retry_at(policy, attempt, now),
+    )
+
+
+def step_unstorable(attempt: int, exc: BaseException) -> StepFailure:
+    """A step whose result cannot be stored fails at once: a retry returns the same value."""
+    return StepFailure(attempt, type(exc).__name__, str(exc), final=True)
+
+
+def step_error(name: str, failure: StepFailure) -> StepFailed:
+    """The StepFailed a recorded (or just recorded) final failure raises."""
+    return StepFailed(
+        f"step {name!r} failed after {failure.attempt} attempt(s): "
+        f"{failure.error_type}: {failure.message}",
+        step=name,
+        error_type=failure.error_type,
+        error_message=failure.message,
+    )
+
+
+# -- waits: timers, signals, hooks ------------------------------------------------------
+
+
+def timer(events: Sequence[Event]) -> Decision:
+    """A durable timer: LIVE (set it), Wait(until) while it runs, Value(None) once fired."""
+    if not events:
+        return LIVE
+    for event in events:
+        if event.kind == EventKind.TIMER_FIRED:
+            return _NONE
+    until = decode_until(events[0])
+    assert until is not None
+    return Wait(until)
+
+
+def message(events: Sequence[Event], received: str, key: str) -> Decision:
+    """A signal or hook wait: its payload, None after its timeout, or Wait on `key`.
+
+    `received` is the event kind carrying the payload (signal_received/hook_received);
+    any other resolving kind is the recorded timeout.
+    """
+    if not events:
+        return LIVE
+    for event in events[1:]:
+        if event.kind == received:
+            return Value(codec.decode(event.payload))
+        return _NONE  # signal_timed_out / hook_timed_out
+    return Wait(decode_until(events[0]), key)
+
+
+def until_payload(until: datetime | None) -> bytes:
+    """Payload of the event that starts a wait (timer_started, *_waiting)."""
+    return meta_encode(Until(until))
+
+
+# -- hooks, children, custom events, recorded values -----------------------------------
+
+
+def recorded(events: Sequence[Event]) -> Decision:
+    """Operations recorded by one event whose payload is the answer (hook token,
+    recorded now/random/uuid): Value(decoded payload) or LIVE."""
+    if not events:
+        return LIVE
+    return Value(codec.decode(events[0].payload))
+
+
+def emitted(events: Sequence[Event]) -> Decision:
+    """A custom event: already recorded (Value(None)) or LIVE."""
+    return _NONE if events else LIVE
+
+
+def child_started(events: Sequence[Event]) -> Decision:
+    """A child start: Value(ChildRef) once recorded, else LIVE."""
+    if not events:
+        return LIVE
+    return Value(decode_child(events[0]))
+
+
+def child_ref(run_id: str, workflow: str, version: str) -> bytes:
+    """Payload of child_started."""
+    return meta_encode(ChildRef(run_id, workflow, version))
+
+
+def child_result(events: Sequence[Event], name: str, run_id: str) -> Decision:
+    """Waiting for a child's end: its result or error once recorded, else Wait on it."""
+    if not events:
+        return LIVE
+    for event in events:
+        if event.kind == EventKind.CHILD_COMPLETED or event.kind == EventKind.CHILD_FAILED:
+            return child_end(event, name)
+    return Wait(None, child_key(run_id))
+
+
+def child_outcome(
+    run_id: str, status: str, output: bytes | None, error: str | None
+) -> tuple[EventKind, bytes | None] | None:
+    """The event to record once the child's status is terminal (None: not yet)."""
+    if status == RunStatus.COMPLETED:
+        return EventKind.CHILD_COMPLETED, output
+    if status == RunStatus.FAILED or status == RunStatus.CANCELLED:
+        failure = ChildFailure(run_id, status == RunStatus.CANCELLED, error)
+        return EventKind.CHILD_FAILED, meta_encode(failure)
+    return None
+
+
+def child_end(event: Event, name: str) -> Value | Fail:
+    """A recorded child_completed/child_failed as the answer of `handle.result()`."""
+    if event.kind == EventKind.CHILD_COMPLETED:
+        return Value(codec.decode(event.payload))
+    failure = decode_child_failure(event)
+    if failure.cancelled:
+        return Fail(
+            WorkflowCancelled(
+                f"child run {failure.run_id!r} of workflow {name!r} was cancelled",
+                run_id=failure.run_id,
+            )
+        )
+    return Fail(
+        WorkflowFailed(
+            f"child run {failure.run_id!r} of workflow {name!r} failed: {failure.error}",
+            run_id=failure.run_id,
+            error=failure.error,
+        )
+    )
+
+
+__all__ = [
+    "LIVE",
+    "Decision",
+    "Fail",
+    "Live",
+    "Retry",
+    "Value",
+    "Wait",
+    "after",
+    "child_end",
+    "child_outcome",
+    "child_ref",
+    "child_result",
+    "child_started",
+    "earliest",
+    "emitted",
+    "message",
+    "passed",
+    "recorded",
+    "retry_at",
+    "step",
+    "step_attempt_failed",
+    "step_error",
+    "step_unstorable",
+    "timer",
+    "until_payload",
+]
