@@ -633,22 +633,14 @@ def _worker_runtime(app: App, args: argparse.Namespace) -> tuple[Runtime, str]:
         return rt, dsn
     own_dsn: str | None = getattr(base, "_dsn", None)
     dsn = _require_dsn(cli_dsn or own_dsn)
-    rt = Runtime(
-        dsn,
+    # The app's runtime settings, with the command line's overrides on top.
+    config = msgspec.structs.replace(
+        base.config,
         schema=args.schema or base.schema,
-        workflows=app.workflows,
         concurrency=args.concurrency or base.concurrency,
         worker=True,
-        lease=base.lease_s,
-        timezone=base.timezone,
-        poll_interval=base.poll_interval,
-        sticky_cache=base.sticky_cache,
-        max_payload_bytes=base.max_payload,
-        shutdown_grace=base.shutdown_grace,
-        pool_size=base.pool_size,
-        listen=base.listen,
-        clock=base.clock,
     )
+    rt = Runtime.from_config(config, dsn, workflows=app.workflows, clock=base.clock)
     return rt, dsn
 
 

@@ -11,13 +11,14 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-import asyncpg
 import msgspec
 
 from durable import codec
 from durable.batching import Coalescer
 from durable.clock import SYSTEM_CLOCK, Clock
+from durable.config import RuntimeConfig
 from durable.core.events import EventKind
+from durable.core.vocabulary import TERMINAL, Notice, parse_notice
 from durable.core.vocabulary import RunStatus as RunStatus
 from durable.durations import parse_duration
 from durable.errors import (
@@ -28,9 +29,7 @@ from durable.errors import (
     WorkflowFailed,
 )
 from durable.ids import new_run_id
-from durable.redact import redact_dsn
-from durable.store.base import ClaimedRun, Finish, NewRun, RunRecord
-from durable.store.postgres import PostgresStore
+from durable.store import Created, Finish, Listener, NewRun, RunRecord, Store, store_for
 from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
 
@@ -74,7 +73,9 @@ def _info(rec: RunRecord, history: list[Event]) -> RunInfo:
         input=codec.decode(rec.input),
         output=codec.decode(rec.output),
         error=rec.error,
-        pending=list(codec.decode(rec.pending) or []) if rec.status == "suspended" else [],
+        pending=(
+            list(codec.decode(rec.pending) or []) if rec.status == RunStatus.SUSPENDED else []
+        ),
         history=history,
         parent_run_id=rec.parent_run_id,
         created_at=rec.created_at,
@@ -106,9 +107,9 @@ class RunHandle:
         seconds = None if timeout is None else parse_duration(timeout)
         async with asyncio.timeout(seconds):
             status, output, error = await self._rt._wait_finished(self.run_id)
-        if status == "completed":
+        if status == RunStatus.COMPLETED:
             return codec.decode(output)
-        if status == "cancelled":
+        if status == RunStatus.CANCELLED:
             raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
         raise WorkflowFailed(
             f"run {self.run_id!r} failed: {error}", run_id=self.run_id, error=error
@@ -116,9 +117,12 @@ class RunHandle:
 
 
 class Runtime:
-    """Connects to PostgreSQL, applies migrations and (with `worker=True`) executes runs.
+    """Opens a store, applies migrations and (with `worker=True`) executes runs.
 
-    Use as `async with Runtime(dsn, workflows=[...]) as rt:`.
+    Use as `async with Runtime(dsn, workflows=[...]) as rt:`. `dsn` is a PostgreSQL
+    DSN or `"memory://"` (the in-process store: one process, nothing persisted);
+    `store=` takes any object implementing `durable.store.Store` instead (the caller
+    opens and closes it, so several runtimes may share one).
     """
 
     def __init__(
@@ -139,41 +143,118 @@ class Runtime:
         listen: bool = True,
         local_dispatch: bool = True,
         clock: Clock | None = None,
+        store: Store | None = None,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"invalid concurrency {concurrency!r}: must be >= 1")
+        config = RuntimeConfig.build(
+            worker=worker,
+            concurrency=concurrency,
+            lease=lease,
+            schema=schema,
+            timezone=timezone,
+            poll_interval=poll_interval,
+            sticky_cache=sticky_cache,
+            max_payload_bytes=max_payload_bytes,
+            shutdown_grace=shutdown_grace,
+            pool_size=pool_size,
+            listen=listen,
+            local_dispatch=local_dispatch,
+        )
+        self._setup(dsn, config, workflows, clock, store)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: RuntimeConfig,
+        dsn: str | None = None,
+        *,
+        workflows: Sequence[WorkflowDef] = (),
+        clock: Clock | None = None,
+        store: Store | None = None,
+    ) -> Runtime:
+        """A Runtime with these settings (e.g. another runtime's `config`, replaced)."""
+        rt = cls.__new__(cls)
+        rt._setup(dsn, config, workflows, clock, store)
+        return rt
+
+    def _setup(
+        self,
+        dsn: str | None,
+        config: RuntimeConfig,
+        workflows: Sequence[WorkflowDef],
+        clock: Clock | None,
+        store: Store | None,
+    ) -> None:
+        if dsn is not None and store is not None:
+            raise ValueError("pass either a dsn or a store, not both")
         self._dsn = dsn
+        self.config = config
         self.registry = Registry(workflows)
-        self.worker = worker
-        self.concurrency = concurrency
-        self.lease_s = parse_duration(lease)
-        if self.lease_s <= 0:
-            raise ValueError(f"invalid lease {lease!r}: must be > 0")
-        self.schema = schema
-        self.timezone = timezone
-        self.poll_interval = parse_duration(poll_interval)
-        self.sticky_cache = sticky_cache
-        self.max_payload = max_payload_bytes
-        self.shutdown_grace = parse_duration(shutdown_grace)
-        self.pool_size = pool_size
-        self.listen = listen
-        self.local_dispatch = local_dispatch
         self.clock = clock or SYSTEM_CLOCK
-        self._store: PostgresStore | None = None
+        self._given_store = store
+        self._store: Store | None = None
         self._executor: Executor | None = None
-        self._listener: asyncpg.Connection | None = None
-        self._listener_task: asyncio.Task[None] | None = None
+        self._listener: Listener | None = None
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._outcomes: dict[str, Finish] = {}
         self._scheduler: Any = None
         self._open = False
         # Concurrent triggers share one INSERT and one commit per batch.
-        self._creator: Coalescer[NewRun, tuple[str, bool]] = Coalescer(self._create_runs)
+        self._creator: Coalescer[NewRun, Created] = Coalescer(self._create_runs)
+
+    # -- settings (see RuntimeConfig) -------------------------------------------------
+
+    @property
+    def worker(self) -> bool:
+        return self.config.worker
+
+    @property
+    def concurrency(self) -> int:
+        return self.config.concurrency
+
+    @property
+    def lease_s(self) -> float:
+        return self.config.lease_s
+
+    @property
+    def schema(self) -> str:
+        return self.config.schema
+
+    @property
+    def timezone(self) -> str:
+        return self.config.timezone
+
+    @property
+    def poll_interval(self) -> float:
+        return self.config.poll_interval
+
+    @property
+    def sticky_cache(self) -> int:
+        return self.config.sticky_cache
+
+    @property
+    def max_payload(self) -> int | None:
+        return self.config.max_payload_bytes
+
+    @property
+    def shutdown_grace(self) -> float:
+        return self.config.shutdown_grace
+
+    @property
+    def pool_size(self) -> int:
+        return self.config.pool_size
+
+    @property
+    def listen(self) -> bool:
+        return self.config.listen
+
+    @property
+    def local_dispatch(self) -> bool:
+        return self.config.local_dispatch
 
     # -- lifecycle --------------------------------------------------------------------
 
     @property
-    def store(self) -> PostgresStore:
+    def store(self) -> Store:
         if self._store is None:
             raise RuntimeError("Runtime is not started; use `async with Runtime(...) as rt:`")
         return self._store
@@ -196,15 +277,17 @@ class Runtime:
         # initdb and server start block for seconds: keep the event loop free meanwhile.
         return await asyncio.to_thread(embedded.ensure_server)
 
-    async def __aenter__(self) -> Runtime:
+    async def _open_store(self) -> Store:
+        """The given store, else one built from the DSN (opened here, closed on exit)."""
+        if self._given_store is not None:
+            return self._given_store
         dsn = await self._resolve_dsn()
-        store = PostgresStore(dsn, schema=self.schema, pool_size=self.pool_size)
-        try:
-            await store.open()
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise ConnectionError(
-                f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {exc}"
-            ) from None
+        store = store_for(dsn, schema=self.schema, pool_size=self.pool_size)
+        await store.open()
+        return store
+
+    async def __aenter__(self) -> Runtime:
+        store = await self._open_store()
         self._store = store
         try:
             await store.migrate()
@@ -221,7 +304,7 @@ class Runtime:
             )
             self._executor.start_committer()
             if self.listen:
-                await self._start_listener()
+                self._listener = await store.listen(self._on_notice, self._on_reconnect)
             if self.worker:
                 self._executor.start_worker()
                 await self._start_scheduler()
@@ -247,17 +330,12 @@ class Runtime:
         if self._executor is not None:
             await self._executor.stop(self.shutdown_grace)
             self._executor = None
-        if self._listener_task is not None:
-            self._listener_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener_task
-            self._listener_task = None
         if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
+            await self._listener.close()
             self._listener = None
         if self._store is not None:
-            await self._store.close()
+            if self._given_store is None:
+                await self._store.close()
             self._store = None
 
     async def _start_scheduler(self) -> None:
@@ -270,38 +348,24 @@ class Runtime:
 
     # -- notifications ----------------------------------------------------------------
 
-    async def _start_listener(self) -> None:
-        self._listener = await self.store.connect_listener()
-        await self._listener.add_listener(self.store.channel, self._on_notify)
-        self._listener_task = asyncio.create_task(self._watch_listener(), name="durable-listener")
-
-    async def _watch_listener(self) -> None:
-        """Reconnect LISTEN after a lost connection; polling covers the gap meanwhile."""
-        while True:
-            await asyncio.sleep(1.0)
-            if self._listener is not None and not self._listener.is_closed():
-                continue
-            try:
-                self._listener = await self.store.connect_listener()
-                await self._listener.add_listener(self.store.channel, self._on_notify)
-                if self._executor is not None:
-                    self._executor.poke()
-                for events in self._waiters.values():
-                    for ev in events:
-                        ev.set()
-            except Exception as exc:
-                log.debug("listener reconnect failed: %s", exc)
-
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        text = str(payload)
-        if text.startswith("d:"):
-            for run_id in text[2:].split("\x1f"):
+    def _on_notice(self, payload: str) -> None:
+        kind, run_ids = parse_notice(payload)
+        if kind is Notice.DONE:
+            for run_id in run_ids:
                 self._notify_finished(run_id, None)
-        elif text.startswith("x:"):
+        elif kind is Notice.CANCELLED:
             if self._executor is not None:
-                self._executor.cancel_local(text[2:])
+                self._executor.cancel_local(run_ids[0])
         elif self._executor is not None and self.worker:
             self._executor.poke()
+
+    def _on_reconnect(self) -> None:
+        """Notices were lost while the listener was down: re-check everything once."""
+        if self._executor is not None:
+            self._executor.poke()
+        for events in self._waiters.values():
+            for ev in events:
+                ev.set()
 
     def _notify_finished(self, run_id: str, outcome: Finish | None) -> None:
         """Wake this process's result() waiters; a local finish hands them its outcome."""
@@ -322,7 +386,7 @@ class Runtime:
         ev = asyncio.Event()
         self._waiters.setdefault(run_id, []).append(ev)
         try:
-            listening = self._listener is not None and not self._listener.is_closed()
+            listening = self._listener is not None and self._listener.active
             # With LISTEN up every finish sends a notice (and a reconnect wakes all
             # waiters), so polling only guards against the unforeseen.
             delay = max(self.poll_interval * 5, 1.0) if listening else 0.02
@@ -332,7 +396,7 @@ class Runtime:
                 if outcome is not None:
                     return outcome.status, outcome.output, outcome.error
                 rec = await self._record(run_id)
-                if rec.status in ("completed", "failed", "cancelled"):
+                if rec.status in TERMINAL:
                     return rec.status, rec.output, rec.error
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
@@ -402,36 +466,19 @@ class Runtime:
             lease_s=self.lease_s,
         )
         try:
-            rid, created = await self._creator.submit(new)
+            result = await self._creator.submit(new)
         except BaseException:
             if local:
                 executor.unreserve()
             raise
         if local:
-            if created:
-                executor.start_reserved(
-                    ClaimedRun(
-                        run_id=rid,
-                        workflow=defn.name,
-                        version=defn.version,
-                        input=data,
-                        fence=1,
-                        wakeups=0,
-                        parent_run_id=None,
-                        started_at=new.created_at,
-                        deadline=(
-                            None
-                            if defn.execution_timeout is None
-                            else new.created_at + timedelta(seconds=defn.execution_timeout)
-                        ),
-                        fresh=True,
-                    )
-                )
+            if result.claimed is not None:
+                executor.start_reserved(result.claimed)
             else:
                 executor.unreserve()
-        return RunHandle(self, rid, created)
+        return RunHandle(self, result.run_id, result.created)
 
-    async def _create_runs(self, runs: Sequence[NewRun]) -> list[tuple[str, bool]]:
+    async def _create_runs(self, runs: Sequence[NewRun]) -> list[Created]:
         return await self.store.create_runs(runs, self.clock.now())
 
     def handle(self, run_id: str) -> RunHandle:

@@ -3,15 +3,15 @@
 How a tick fires exactly once, however many workers run:
 
 1. Every scheduler reads the due rows (active, unpaused, `next_fire_at <= now`).
-2. It claims one tick with a compare-and-set UPDATE (`schedule_sql.claim`) that moves
+2. It claims one tick with a compare-and-set (`Store.claim_schedule_tick`) that moves
    `next_fire_at` past the due time *and* records the tick in `pending_fire_at`,
-   conditioned on `next_fire_at` still being the due time it read. Row locking makes
-   the UPDATEs of racing workers serialise; only the first one matches a row.
+   conditioned on `next_fire_at` still being the due time it read. Of racing
+   workers only the first one succeeds (in Postgres, row locking serialises them).
 3. The winner starts the run with the idempotency key `schedule:{name}:{tick}` and
-   then clears `pending_fire_at` (`schedule_sql.confirm`).
+   then clears `pending_fire_at` (`Store.confirm_schedule_tick`).
 
 A process that dies between 2 and 3 leaves `pending_fire_at` set; after
-`CLAIM_GRACE` any scheduler re-claims it (`schedule_sql.reclaim`, again a
+`CLAIM_GRACE` any scheduler re-claims it (`Store.reclaim_schedule_tick`, again a
 compare-and-set) and triggers it with the same idempotency key, which starts nothing
 if the run was in fact created. So a tick is neither lost nor doubled.
 
@@ -44,8 +44,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterError, croniter
 
 from durable.errors import DurableError, SerializationError, ValidationError
-from durable.store import schedule_sql as sql
-from durable.store.schedule_sql import ScheduleInfo
+from durable.store.base import ScheduleInfo
 from durable.workflow import WorkflowDef, _version_key
 
 if TYPE_CHECKING:
@@ -364,11 +363,10 @@ class Scheduler:
         """
         keys = self._rt.registry.keys()
         entries = declared_schedules(self._rt)
-        pool = self._rt.store.pool
+        store = self._rt.store
         now = self._rt.clock.now()
         for e in entries.values():
-            changed = await sql.upsert(
-                pool,
+            changed = await store.upsert_schedule(
                 name=e.name,
                 workflow=e.defn.name,
                 expression=e.schedule.expression,
@@ -379,7 +377,7 @@ class Scheduler:
             if changed:
                 log.info("schedule %r of workflow %r registered or updated", e.name, e.defn.name)
         workflows = sorted({d.name for d in self._rt.registry.all()})
-        removed = await sql.deactivate_missing(pool, workflows, sorted(entries), now)
+        removed = await store.deactivate_schedules(workflows, sorted(entries), now)
         for name in removed:
             log.info("schedule %r is no longer declared in code: deactivated", name)
         self._entries = entries
@@ -391,7 +389,7 @@ class Scheduler:
             try:
                 await self.tick()
                 entries = self._entries or {}
-                nxt = await sql.next_due(self._rt.store.pool, sorted(entries)) if entries else None
+                nxt = await self._rt.store.next_schedule_due(sorted(entries)) if entries else None
                 if nxt is not None:
                     wait = (nxt - self._rt.clock.now()).total_seconds() + 0.002
                     delay = min(MAX_SLEEP, max(MIN_SLEEP, wait))
@@ -410,17 +408,17 @@ class Scheduler:
         entries = self._entries or {}
         if not entries:
             return 0
-        pool = self._rt.store.pool
+        store = self._rt.store
         names = sorted(entries)
         now = self._rt.clock.now()
         started = 0
 
         stale_before = now - CLAIM_GRACE
-        for row in await sql.stale_claims(pool, names, stale_before):
+        for row in await store.stale_schedule_claims(names, stale_before):
             fire_at = row.pending_fire_at
             if fire_at is None:  # pragma: no cover - filtered by the query
                 continue
-            if await sql.reclaim(pool, row.name, fire_at, stale_before, now):
+            if await store.reclaim_schedule_tick(row.name, fire_at, stale_before, now):
                 log.warning(
                     "schedule %r: re-triggering tick %s claimed at %s but never confirmed",
                     row.name,
@@ -429,14 +427,13 @@ class Scheduler:
                 )
                 started += await self._fire(entries[row.name], fire_at)
 
-        for row in await sql.due(pool, names, now):
+        for row in await store.due_schedules(names, now):
             if row.pending_fire_at is not None:
                 continue  # another scheduler is triggering its claim (or it is stale: above)
             cron = cron_for(row.expression, row.timezone)
             fire_at = cron.latest_fire(row.next_fire_at, now)
             next_fire_at = cron.next_after(max(now, fire_at))
-            won = await sql.claim(
-                pool,
+            won = await store.claim_schedule_tick(
                 name=row.name,
                 due_at=row.next_fire_at,
                 expression=row.expression,
@@ -477,7 +474,7 @@ class Scheduler:
                 created = handle.created
         # Any other error (database, connection) propagates and leaves the claim
         # pending: a scheduler re-triggers it after CLAIM_GRACE.
-        await sql.confirm(self._rt.store.pool, entry.name, fire_at)
+        await self._rt.store.confirm_schedule_tick(entry.name, fire_at)
         return 1 if created else 0
 
 
@@ -491,24 +488,33 @@ class ScheduleAdmin:
         self._rt = runtime
 
     async def list(self) -> list[ScheduleInfo]:
-        return [r.info() for r in await sql.list_all(self._rt.store.pool)]
+        return [r.info() for r in await self._rt.store.list_schedules()]
 
     async def pause(self, name: str) -> None:
         """Stop firing until resumed; survives restarts. ScheduleNotFound if unknown."""
-        if not await sql.pause(self._rt.store.pool, name, self._rt.clock.now()):
+        if not await self._rt.store.pause_schedule(name, self._rt.clock.now()):
             raise ScheduleNotFound(f"no schedule named {name!r}")
 
     async def resume(self, name: str) -> None:
         """Fire again from the next tick after now: ticks missed while paused never fire."""
-        async with self._rt.store.pool.acquire() as conn, conn.transaction():
-            row = await sql.get(conn, name, for_update=True)
+        store = self._rt.store
+        while True:
+            row = await store.get_schedule(name)
             if row is None:
                 raise ScheduleNotFound(f"no schedule named {name!r}")
             if not row.paused:
                 return
             now = self._rt.clock.now()
-            nxt = cron_for(row.expression, row.timezone).next_after(now)
-            await sql.resume(conn, name, nxt, now)
+            # Compare-and-set on the expression the fire time was computed from: a
+            # concurrent redefinition makes it fail, and the loop recomputes.
+            if await store.resume_schedule(
+                name,
+                expression=row.expression,
+                timezone=row.timezone,
+                next_fire_at=cron_for(row.expression, row.timezone).next_after(now),
+                now=now,
+            ):
+                return
 
 
 __all__ = [

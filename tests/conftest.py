@@ -10,6 +10,13 @@ The DSN is resolved once per session, in this order:
 
 Each test isolates itself with its own schema (``schema`` fixture) instead of its
 own database, which keeps setup to a name and teardown to one ``DROP SCHEMA``.
+
+Behavioural tests run on both stores: ``store_dsn`` is parametrized over the session's
+PostgreSQL (``[postgres]``) and ``memory://`` (``[memory]``), and ``backend`` builds
+runtimes on it. On memory, the runtimes of one test share one MemoryStore (as they
+share one schema on Postgres), so restarts keep their data. Tests that need PostgreSQL
+itself -- raw SQL through ``db``, subprocesses -- are skipped on memory: ``db`` skips
+by itself, and ``@pytest.mark.postgres_only`` marks the others.
 """
 
 from __future__ import annotations
@@ -22,9 +29,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+
+from durable import Runtime, WorkflowDef
+from durable.store import MEMORY_URL
+from durable.store.memory import MemoryStore
 
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PROBE_TIMEOUT_S = 2.0
@@ -106,9 +118,66 @@ async def schema(pg_dsn: str) -> AsyncIterator[str]:
         await conn.close()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "postgres_only: needs PostgreSQL itself (subprocesses, SQL): skipped on the memory store",
+    )
+
+
+def _on_memory(request: pytest.FixtureRequest) -> bool:
+    callspec = getattr(request.node, "callspec", None)
+    return callspec is not None and callspec.params.get("store_dsn") == "memory"
+
+
+@pytest.fixture(params=["postgres", "memory"])
+def store_dsn(request: pytest.FixtureRequest) -> str:
+    """Where the test's runtimes keep their data: the session's PostgreSQL DSN (tables in
+    the test's ``schema``) or ``memory://``."""
+    if request.param == "memory":
+        if request.node.get_closest_marker("postgres_only") is not None:
+            pytest.skip("needs PostgreSQL itself (subprocesses or SQL)")
+        return MEMORY_URL
+    return str(request.getfixturevalue("dsn"))
+
+
+class Backend:
+    """Builds the test's runtimes on its store (see the module docstring)."""
+
+    def __init__(self, dsn: str, schema: str | None) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.memory: MemoryStore | None = MemoryStore() if dsn == MEMORY_URL else None
+
+    @property
+    def is_memory(self) -> bool:
+        return self.memory is not None
+
+    def runtime(self, *workflows: WorkflowDef, **options: Any) -> Runtime:
+        if self.memory is not None:
+            options.pop("schema", None)
+            return Runtime(store=self.memory, workflows=list(workflows), **options)
+        options.setdefault("schema", self.schema)
+        return Runtime(self.dsn, workflows=list(workflows), **options)
+
+
 @pytest.fixture
-async def db(dsn: str, schema: str) -> AsyncIterator[asyncpg.Connection]:
-    """A raw connection on the test's schema, for checking what was (not) written."""
+def backend(store_dsn: str, request: pytest.FixtureRequest) -> Backend:
+    if store_dsn == MEMORY_URL:
+        return Backend(store_dsn, None)
+    return Backend(store_dsn, str(request.getfixturevalue("schema")))
+
+
+@pytest.fixture
+async def db(
+    request: pytest.FixtureRequest, dsn: str, schema: str
+) -> AsyncIterator[asyncpg.Connection]:
+    """A raw connection on the test's schema, for checking what was (not) written.
+
+    Skips the test on the memory store: there is no SQL to check there.
+    """
+    if _on_memory(request):
+        pytest.skip("checks PostgreSQL tables with raw SQL")
     conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
     try:
         yield conn

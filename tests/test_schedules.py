@@ -1,5 +1,6 @@
-"""Schedules: fire-time math (seconds, DST), and on real PostgreSQL: exactly-once ticks
-across workers, pause/resume, removal from code, catch-up and crash recovery.
+"""Schedules: fire-time math (seconds, DST), and on both stores (PostgreSQL and memory):
+exactly-once ticks across workers, pause/resume, removal from code, catch-up and crash
+recovery; across worker processes on PostgreSQL.
 
 Run as a script (`python tests/test_schedules.py DSN SCHEMA EVAL_LOG`) it is a worker
 process for the multi-process test.
@@ -21,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import msgspec
 import pytest
 
 from durable import Context, DurableError, Runtime, Schedule, ValidationError, workflow
@@ -31,6 +33,7 @@ from durable.schedules import (
     Scheduler,
     cron_for,
 )
+from durable.store.memory import MemoryStore
 
 THIS = Path(__file__).resolve()
 ROOT = THIS.parents[1]
@@ -162,25 +165,79 @@ def test_latest_fire_for_catch_up() -> None:
     assert cron_for("30 2 * * *", NY) is cron_for("30 2 * * *", NY)
 
 
-# -- on PostgreSQL ---------------------------------------------------------------------
+# -- on both stores --------------------------------------------------------------------
 
 
 @pytest.fixture
-def make_rt(dsn: str, schema: str) -> Callable[..., Runtime]:
+def make_rt(backend: Any) -> Callable[..., Runtime]:
     def make(*workflows: Any, **options: Any) -> Runtime:
         options.setdefault("poll_interval", "100ms")
         options.setdefault("shutdown_grace", "2s")
-        return Runtime(dsn, schema=schema, workflows=list(workflows), **options)
+        return backend.runtime(*workflows, **options)
 
     return make
 
 
-async def schedule_runs(db: asyncpg.Connection) -> list[tuple[str, str]]:
-    rows = await db.fetch(
-        "SELECT id, idempotency_key FROM runs WHERE idempotency_key LIKE 'schedule:%'"
-        " ORDER BY idempotency_key"
-    )
-    return [(r["id"], r["idempotency_key"]) for r in rows]
+def ago(**delta: float) -> datetime:
+    return datetime.now(UTC) - timedelta(**delta)
+
+
+class Tables:
+    """Reach under the API to rewind schedules and list the runs they started, on either
+    store: SQL on PostgreSQL, the MemoryStore's own rows on memory."""
+
+    def __init__(self, memory: MemoryStore | None, db: asyncpg.Connection | None) -> None:
+        self.memory = memory
+        self.db = db
+
+    async def set_schedules(self, name: str | None = None, **fields: Any) -> None:
+        """Overwrite fields of every schedule (or of the one named)."""
+        if self.memory is not None:
+            rows = self.memory._schedules
+            for key in [k for k in rows if name is None or k == name]:
+                rows[key] = msgspec.structs.replace(rows[key], **fields)
+            return
+        assert self.db is not None
+        cols = list(fields)
+        sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=1))
+        where = f" WHERE name = ${len(cols) + 1}" if name is not None else ""
+        args = [fields[c] for c in cols] + ([name] if name is not None else [])
+        await self.db.execute(f"UPDATE schedules SET {sets}{where}", *args)
+
+    async def schedule_runs(self) -> list[tuple[str, str]]:
+        """(run id, idempotency key) of every run a schedule started, by key."""
+        if self.memory is not None:
+            runs = self.memory._runs.values()
+            found = [
+                (r.id, r.idempotency_key)
+                for r in runs
+                if r.idempotency_key is not None and r.idempotency_key.startswith("schedule:")
+            ]
+            return sorted(found, key=lambda p: p[1])
+        assert self.db is not None
+        rows = await self.db.fetch(
+            "SELECT id, idempotency_key FROM runs WHERE idempotency_key LIKE 'schedule:%'"
+            " ORDER BY idempotency_key"
+        )
+        return [(r["id"], r["idempotency_key"]) for r in rows]
+
+
+@pytest.fixture
+async def tables(backend: Any, request: pytest.FixtureRequest) -> Any:
+    if backend.is_memory:
+        yield Tables(backend.memory, None)
+        return
+    dsn = request.getfixturevalue("dsn")
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": backend.schema})
+    try:
+        yield Tables(None, conn)
+    finally:
+        await conn.close()
+
+
+async def pending_fire_at(rt: Runtime) -> datetime | None:
+    (row,) = await rt.store.list_schedules()
+    return row.pending_fire_at
 
 
 async def test_default_names_timezones_and_listing(make_rt: Callable[..., Runtime]) -> None:
@@ -227,7 +284,7 @@ async def test_two_schedules_with_one_name_is_an_error(make_rt: Callable[..., Ru
 
 
 async def test_input_callable_is_evaluated_at_fire_time(
-    make_rt: Callable[..., Runtime], db: asyncpg.Connection
+    make_rt: Callable[..., Runtime], tables: Tables
 ) -> None:
     calls: list[float] = []
 
@@ -253,12 +310,12 @@ async def test_input_callable_is_evaluated_at_fire_time(
         scheduler = Scheduler(rt)
         await scheduler.sync()
         assert calls == []  # declaring and registering evaluates nothing
-        await db.execute("UPDATE schedules SET next_fire_at = now() - interval '1 hour'")
+        await tables.set_schedules(next_fire_at=ago(hours=1))
         t0 = time.time()
         assert await scheduler.tick() == 3
         assert len(calls) == 1 and calls[0] >= t0
         inputs = {}
-        for run_id, key in await schedule_runs(db):
+        for run_id, key in await tables.schedule_runs():
             inputs[key.split(":")[1]] = (await rt.get_run(run_id)).input
         assert inputs["sync-input"] == {"n": 1, "at": calls[0]}
         assert inputs["async-input"] == "from a coroutine"
@@ -268,7 +325,7 @@ async def test_input_callable_is_evaluated_at_fire_time(
 
 
 async def test_catch_up_fires_only_the_latest_missed_tick(
-    make_rt: Callable[..., Runtime], db: asyncpg.Connection
+    make_rt: Callable[..., Runtime], tables: Tables
 ) -> None:
     @workflow(name="every_second", schedules=[Schedule("*/1 * * * * *", input="tick")])
     async def every_second(ctx: Context, inp: Any) -> Any:
@@ -276,11 +333,11 @@ async def test_catch_up_fires_only_the_latest_missed_tick(
 
     async with make_rt(every_second, worker=False) as rt:
         await Scheduler(rt).sync()
-        await db.execute("UPDATE schedules SET next_fire_at = now() - interval '10 minutes'")
+        await tables.set_schedules(next_fire_at=ago(minutes=10))
         before = datetime.now(UTC)
         assert await Scheduler(rt).tick() == 1
         after = datetime.now(UTC)
-        runs = await schedule_runs(db)
+        runs = await tables.schedule_runs()
         assert len(runs) == 1  # not ~600
         fired = tick_of(runs[0][1])
         assert before - timedelta(seconds=1) < fired <= after
@@ -290,7 +347,7 @@ async def test_catch_up_fires_only_the_latest_missed_tick(
 
 
 async def test_sweep_fires_due_schedules_without_a_worker(
-    make_rt: Callable[..., Runtime], db: asyncpg.Connection
+    make_rt: Callable[..., Runtime], tables: Tables
 ) -> None:
     @workflow(name="nightly", schedules=[Schedule("0 3 * * *", input={"x": 1})])
     async def nightly(ctx: Context, inp: Any) -> Any:
@@ -299,20 +356,20 @@ async def test_sweep_fires_due_schedules_without_a_worker(
     async with make_rt(nightly, worker=False) as rt:
         assert await rt.sweep() == 0  # registers the schedule; nothing due yet
         assert [i.name for i in await rt.list_schedules()] == ["nightly[0 3 * * *]"]
-        await db.execute("UPDATE schedules SET next_fire_at = now() - interval '10 minutes'")
+        await tables.set_schedules(next_fire_at=ago(minutes=10))
         await rt.sweep()
-        runs = await schedule_runs(db)
+        runs = await tables.schedule_runs()
         assert len(runs) == 1
         info = await rt.get_run(runs[0][0])
         assert info.workflow == "nightly"
         assert info.status == "completed", info
         assert info.output == {"got": {"x": 1}}
         await rt.sweep()
-        assert len(await schedule_runs(db)) == 1
+        assert len(await tables.schedule_runs()) == 1
 
 
 async def test_concurrent_ticks_claim_a_tick_exactly_once(
-    make_rt: Callable[..., Runtime], db: asyncpg.Connection
+    make_rt: Callable[..., Runtime], tables: Tables
 ) -> None:
     evaluations: list[int] = []
 
@@ -327,17 +384,17 @@ async def test_concurrent_ticks_claim_a_tick_exactly_once(
     async with make_rt(yearly, worker=False) as rt1, make_rt(yearly, worker=False) as rt2:
         await Scheduler(rt1).sync()
         for _ in range(5):
-            await db.execute("UPDATE schedules SET next_fire_at = now() - interval '1 hour'")
+            await tables.set_schedules(next_fire_at=ago(hours=1))
             schedulers = [Scheduler(rt) for rt in (rt1, rt2) for _ in range(8)]
             results = await asyncio.gather(*(s.tick() for s in schedulers))
             assert sum(results) == 1
         # only the claim winner evaluated the input and triggered: 5 rounds, 5 runs
         assert len(evaluations) == 5
-        assert len(await schedule_runs(db)) == 5
+        assert len(await tables.schedule_runs()) == 5
 
 
 async def test_stale_claim_is_retriggered_once(
-    make_rt: Callable[..., Runtime], db: asyncpg.Connection
+    make_rt: Callable[..., Runtime], tables: Tables
 ) -> None:
     @workflow(name="job", schedules=[Schedule("0 0 1 1 *", name="job")])
     async def job(ctx: Context, inp: Any) -> Any:
@@ -348,27 +405,21 @@ async def test_stale_claim_is_retriggered_once(
         await scheduler.sync()
         tick = utc(2026, 1, 1)
         # a process claimed the tick, then died before starting the run
-        await db.execute(
-            "UPDATE schedules SET pending_fire_at = $1, last_fired_at = $1, claimed_at = now()",
-            tick,
-        )
+        await tables.set_schedules(pending_fire_at=tick, last_fired_at=tick, claimed_at=ago())
         assert await scheduler.tick() == 0  # a fresh claim belongs to its (live) owner
-        await db.execute("UPDATE schedules SET claimed_at = now() - interval '1 minute'")
+        await tables.set_schedules(claimed_at=ago(minutes=1))
         assert await scheduler.tick() == 1
-        assert [k for _, k in await schedule_runs(db)] == [f"schedule:job:{tick.isoformat()}"]
-        assert await db.fetchval("SELECT pending_fire_at FROM schedules") is None
+        assert [k for _, k in await tables.schedule_runs()] == [f"schedule:job:{tick.isoformat()}"]
+        assert await pending_fire_at(rt) is None
         # the owner actually created the run before dying: re-triggering starts nothing
-        await db.execute(
-            "UPDATE schedules SET pending_fire_at = $1, claimed_at = now() - interval '1 minute'",
-            tick,
-        )
+        await tables.set_schedules(pending_fire_at=tick, claimed_at=ago(minutes=1))
         assert await scheduler.tick() == 0
-        assert len(await schedule_runs(db)) == 1
-        assert await db.fetchval("SELECT pending_fire_at FROM schedules") is None
+        assert len(await tables.schedule_runs()) == 1
+        assert await pending_fire_at(rt) is None
 
 
 async def test_pause_stops_firing_and_resume_restarts_without_backlog(
-    make_rt: Callable[..., Runtime], db: asyncpg.Connection
+    make_rt: Callable[..., Runtime], tables: Tables
 ) -> None:
     @workflow(name="beat", schedules=[Schedule("*/1 * * * * *", name="beat")])
     async def beat(ctx: Context, inp: Any) -> Any:
@@ -377,7 +428,7 @@ async def test_pause_stops_firing_and_resume_restarts_without_backlog(
     async with make_rt(beat) as rt:
 
         async def count() -> int:
-            return len(await schedule_runs(db))
+            return len(await tables.schedule_runs())
 
         async with asyncio.timeout(10):
             while await count() < 2:
@@ -396,7 +447,7 @@ async def test_pause_stops_firing_and_resume_restarts_without_backlog(
         assert not info.paused
         assert resumed_at < info.next_fire_at <= resumed_at + timedelta(seconds=1)
         await asyncio.sleep(2.6)
-        keys = [k for _, k in await schedule_runs(db)]
+        keys = [k for _, k in await tables.schedule_runs()]
         assert 2 <= len(keys) - frozen <= 4
         ticks = [tick_of(k) for k in keys]
         # nothing fired for the paused window, not even on resume
@@ -413,7 +464,7 @@ async def test_pause_stops_firing_and_resume_restarts_without_backlog(
 
 
 async def test_pause_survives_restart_and_redefinition(
-    make_rt: Callable[..., Runtime], db: asyncpg.Connection
+    make_rt: Callable[..., Runtime], tables: Tables
 ) -> None:
     def wf(expr: str) -> Any:
         @workflow(name="rep", schedules=[Schedule(expr, name="rep")])
@@ -438,7 +489,7 @@ async def test_pause_survives_restart_and_redefinition(
 
 
 async def test_schedule_removed_from_code_becomes_inactive(
-    make_rt: Callable[..., Runtime], db: asyncpg.Connection
+    make_rt: Callable[..., Runtime], tables: Tables
 ) -> None:
     def wf(*schedules: Schedule) -> Any:
         @workflow(name="w", schedules=list(schedules))
@@ -457,12 +508,9 @@ async def test_schedule_removed_from_code_becomes_inactive(
         state = {i.name: i.active for i in await rt.list_schedules()}
         assert state == {"w[0 9 * * *]": False, "ten": True, "other": True}
         # an inactive schedule never fires, even when overdue
-        await db.execute(
-            "UPDATE schedules SET next_fire_at = now() - interval '1 minute'"
-            " WHERE name = 'w[0 9 * * *]'"
-        )
+        await tables.set_schedules("w[0 9 * * *]", next_fire_at=ago(minutes=1))
         assert await Scheduler(rt).tick() == 0
-        assert await schedule_runs(db) == []
+        assert await tables.schedule_runs() == []
     # a process that does not register workflow "w" leaves its schedules alone
     async with make_rt(other) as rt:
         state = {i.name: i.active for i in await rt.list_schedules()}
@@ -474,11 +522,11 @@ async def test_schedule_removed_from_code_becomes_inactive(
         state = {i.name: i for i in await rt.list_schedules()}
         assert state["w[0 9 * * *]"].active and not state["ten"].active
         assert state["w[0 9 * * *]"].next_fire_at > start
-        assert await schedule_runs(db) == []
+        assert await tables.schedule_runs() == []
 
 
 async def test_workflows_registered_later_have_their_schedules_fired(
-    make_rt: Callable[..., Runtime], db: asyncpg.Connection
+    make_rt: Callable[..., Runtime], tables: Tables
 ) -> None:
     @workflow(name="first", schedules=[Schedule("0 0 1 1 *", name="first")])
     async def first(ctx: Context, inp: Any) -> None:
@@ -491,10 +539,10 @@ async def test_workflows_registered_later_have_their_schedules_fired(
     async with make_rt(first) as rt:
         rt.register(late)
         async with asyncio.timeout(5):
-            while not await schedule_runs(db):
+            while not await tables.schedule_runs():
                 await asyncio.sleep(0.05)
         assert {i.name for i in await rt.list_schedules()} == {"first", "late"}
-        assert all(k.startswith("schedule:late:") for _, k in await schedule_runs(db))
+        assert all(k.startswith("schedule:late:") for _, k in await tables.schedule_runs())
 
 
 # -- several worker processes ------------------------------------------------------------

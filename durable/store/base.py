@@ -1,4 +1,10 @@
-"""The store protocol every backend implements, and the records that cross it."""
+"""The store protocol every backend implements, and the records that cross it.
+
+`Store` is the engine's whole persistence boundary: the runtime, the executor and the
+scheduler reach the database only through it (notifications included), so any object
+implementing it runs the engine -- `Runtime(store=obj)`. `durable.testing.conformance`
+is the executable form of the invariants written on each method below.
+"""
 
 from __future__ import annotations
 
@@ -119,22 +125,141 @@ class ChildOutcome(msgspec.Struct, frozen=True):
     error: str | None
 
 
+class Created(msgspec.Struct, frozen=True):
+    """What `create_runs` reports for one requested run.
+
+    `run_id` is the run that now stands for the request (an existing run wins by id or
+    idempotency key); `created` says whether this call inserted it; `claimed` is the
+    lease of a run inserted already held by `NewRun.owner` (local dispatch), ready to
+    execute without a claim query, else None.
+    """
+
+    run_id: str
+    created: bool
+    claimed: ClaimedRun | None = None
+
+
+class ScheduleInfo(msgspec.Struct, frozen=True):
+    """What `Runtime.list_schedules` reports about one schedule."""
+
+    name: str
+    workflow: str
+    expression: str
+    timezone: str
+    next_fire_at: datetime
+    last_fired_at: datetime | None
+    paused: bool
+    active: bool
+
+
+class ScheduleRow(ScheduleInfo, frozen=True):
+    """One stored schedule: the public fields plus the tick-claim state."""
+
+    pending_fire_at: datetime | None
+    claimed_at: datetime | None
+    updated_at: datetime
+
+    def info(self) -> ScheduleInfo:
+        return ScheduleInfo(
+            name=self.name,
+            workflow=self.workflow,
+            expression=self.expression,
+            timezone=self.timezone,
+            next_fire_at=self.next_fire_at,
+            last_fired_at=self.last_fired_at,
+            paused=self.paused,
+            active=self.active,
+        )
+
+
+NoticeCallback = Callable[[str], None]
+"""Receives one notice payload (see `durable.core.vocabulary`); must not block."""
+
+
+class Listener(Protocol):
+    """A subscription to a store's notices, returned by `Store.listen`."""
+
+    @property
+    def active(self) -> bool:
+        """True while notices are being delivered (False while reconnecting).
+
+        Waiters poll rarely while it is True and often while it is False.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Stop delivering notices; idempotent."""
+        ...
+
+
 class Store(Protocol):
-    """What the executor and the runtime need from persistence."""
+    """Everything the engine needs from persistence.
 
-    async def migrate(self) -> None: ...
+    Conventions every implementation keeps (checked by `durable.testing.conformance`):
 
-    async def close(self) -> None: ...
+    - Each method is atomic: it happens entirely or not at all, and a method that
+      raises has written nothing.
+    - Times come from the caller (`now`), never from the store's own clock, so a
+      virtual clock drives the whole engine.
+    - A *fence* is a counter bumped on every claim; writes made with an old fence are
+      refused, so a worker that lost its lease changes nothing.
+    - Wake keys and notice payloads are those of `durable.core.vocabulary`. A delivery
+      (signal, hook, child end) bumps the run's `wakeups` and, if the run is suspended
+      on that key, makes it ready at `now` -- in the same atomic step.
+    - After a write that makes something runnable, listeners receive `NOTICE_WAKE`;
+      after runs end, `notice_done(ids)`; after a cancel, `notice_cancelled(id)` too.
+      Notices are sent after the write is durable; a listener may miss some (e.g.
+      while reconnecting), so the engine also polls.
+    """
 
-    async def create_run(self, run: NewRun, now: datetime) -> tuple[str, bool]: ...
+    # -- lifecycle ------------------------------------------------------------------------
 
-    async def create_runs(
-        self, runs: Sequence[NewRun], now: datetime
-    ) -> list[tuple[str, bool]]: ...
+    async def open(self) -> None:
+        """Connect. Raises ConnectionError (naming the target, no secrets) on failure."""
+        ...
 
-    async def get_run(self, run_id: str) -> RunRecord | None: ...
+    async def close(self) -> None:
+        """Release connections; the data stays. Idempotent."""
+        ...
 
-    async def load_events(self, run_id: str) -> list[Event]: ...
+    async def migrate(self) -> None:
+        """Create or upgrade the storage; idempotent and safe with concurrent callers."""
+        ...
+
+    async def listen(
+        self, on_notice: NoticeCallback, on_reconnect: Callable[[], None] | None = None
+    ) -> Listener:
+        """Deliver every notice sent from now on (by any process) to `on_notice`.
+
+        A store that can lose its subscription (a dropped connection) re-establishes it
+        itself and then calls `on_reconnect`, since notices sent meanwhile are lost.
+        """
+        ...
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def create_run(self, run: NewRun, now: datetime) -> tuple[str, bool]:
+        """Insert one run (see `create_runs`); returns (run id standing for it, created)."""
+        ...
+
+    async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[Created]:
+        """Insert runs, one result per request in order.
+
+        An existing run with the same id, or else the same idempotency key, wins and
+        nothing is written for that request. A new run is `pending` and ready at `now`,
+        with `deadline = now + deadline_s`; with `owner` set it is inserted `running`,
+        leased to `owner` for `lease_s`, fence 1, and returned as `Created.claimed`
+        (no notice is sent for it). Other new runs send `NOTICE_WAKE`.
+        """
+        ...
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None for any unknown id."""
+        ...
+
+    async def load_events(self, run_id: str) -> list[Event]:
+        """The run's history in `seq` order (empty for an unknown id)."""
+        ...
 
     async def list_runs(
         self,
@@ -143,7 +268,11 @@ class Store(Protocol):
         status: str | None,
         limit: int,
         parent_run_id: str | None = None,
-    ) -> list[RunRecord]: ...
+    ) -> list[RunRecord]:
+        """Runs matching every given filter, newest first (`created_at`, then id, desc)."""
+        ...
+
+    # -- executing -------------------------------------------------------------------------
 
     async def claim(
         self,
@@ -154,11 +283,35 @@ class Store(Protocol):
         now: datetime,
         lease_s: float,
         exclude: Sequence[str] = (),
-    ) -> list[ClaimedRun]: ...
+    ) -> list[ClaimedRun]:
+        """Take up to `limit` runnable runs of the (workflow, version) pairs `keys`.
 
-    async def commit(self, batch: Batch) -> BatchResult: ...
+        Runnable: `pending`/`suspended` with `ready_at <= now`, or `running` with a lease
+        that expired before `now`. Earliest `ready_at` first; ids in `exclude` are
+        skipped. Each claimed run becomes `running`, leased to `owner` until
+        `now + lease_s`, its fence bumped; `started_at` is set on the first claim only
+        (`fresh` tells that no worker held it before). Concurrent claimers never get the
+        same run.
+        """
+        ...
 
-    async def release(self, owner: str, run_ids: Sequence[str], now: datetime) -> None: ...
+    async def commit(self, batch: Batch) -> BatchResult:
+        """Write one group commit atomically (the hot path: keep it one round trip).
+
+        A run's rows are written only if its fence matches and it is still `running`;
+        others are reported in `rejected` (and in `closed` when the run has ended)
+        without failing the rest. Finishes end runs (clearing lease, ready_at,
+        waiting_on, pending), wake their parents (`child_key`) and send
+        `notice_done`. A suspend whose run's `wakeups` moved since `seen_wakeups` makes
+        it ready at `now` and reports it in `woken`. Extends renew leases to
+        `now + lease_s`. An event reusing a (run, seq) raises and writes nothing.
+        """
+        ...
+
+    async def release(self, owner: str, run_ids: Sequence[str], now: datetime) -> None:
+        """Give back runs `owner` holds: ready at `now`, `suspended` if they have history
+        else `pending`. Runs held by someone else are left alone."""
+        ...
 
     async def take_message(
         self,
@@ -168,24 +321,146 @@ class Store(Protocol):
         name: str,
         make_event: Callable[[bytes | None], Event],
         now: datetime,
-    ) -> tuple[bool, bytes | None]: ...
+    ) -> tuple[bool, bytes | None]:
+        """Consume the oldest inbox message (kind, name) of a held run and append
+        `make_event(payload)` in the same step: (True, payload), or (False, None) when
+        there is none. FenceLost if the run is not held with `fence`."""
+        ...
 
     async def start_child(
         self, run_id: str, fence: int, event: Event, child: NewRun, now: datetime
-    ) -> str: ...
+    ) -> str:
+        """Append `event` to the held run and insert `child` (parent = `run_id`) unless
+        a run with its id exists; sends `NOTICE_WAKE`. FenceLost as `take_message`."""
+        ...
 
-    async def child_outcome(self, run_id: str) -> ChildOutcome | None: ...
+    async def child_outcome(self, run_id: str) -> ChildOutcome | None:
+        """The run's status, output and error (None for an unknown id)."""
+        ...
 
     async def create_hook(
         self, run_id: str, fence: int, event: Event, token: str, name: str, now: datetime
-    ) -> None: ...
+    ) -> None:
+        """Record the hook `token` of the held run and append `event`, atomically."""
+        ...
 
-    async def signal(self, run_id: str, name: str, payload: bytes, now: datetime) -> None: ...
+    # -- outside input ---------------------------------------------------------------------
 
-    async def execute_hook(self, token: str, payload: bytes, now: datetime) -> str: ...
+    async def signal(self, run_id: str, name: str, payload: bytes, now: datetime) -> None:
+        """Queue a signal for the run (delivered under `signal_key(name)`).
 
-    async def cancel(self, run_id: str, now: datetime) -> list[str]: ...
+        RunNotFound for an unknown run, RunClosed for an ended one."""
+        ...
 
-    async def purge(self, before: datetime, limit: int) -> int: ...
+    async def execute_hook(self, token: str, payload: bytes, now: datetime) -> str:
+        """Use the hook once and deliver the payload (under `hook_key(token)`); returns
+        its run id. RunNotFound for an unknown token, RunClosed if used or the run ended."""
+        ...
 
-    async def next_ready_at(self, keys: Sequence[tuple[str, str]]) -> datetime | None: ...
+    async def cancel(self, run_id: str, now: datetime) -> list[str]:
+        """End the run and its unfinished descendants `cancelled` (with a `run_cancelled`
+        event each); wake the run's parent; send `notice_cancelled` and `notice_done`
+        for each. Returns the ids cancelled. RunNotFound / RunClosed as `signal`."""
+        ...
+
+    async def purge(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` runs that ended before `before`, with everything they
+        own; a run whose parent has not ended is kept. Returns how many were deleted."""
+        ...
+
+    async def next_ready_at(self, keys: Sequence[tuple[str, str]]) -> datetime | None:
+        """The earliest time a run of `keys` becomes claimable (a `ready_at` of a
+        pending/suspended run, or a lease expiry), or None. Used for time skipping."""
+        ...
+
+    # -- schedules -------------------------------------------------------------------------
+
+    async def list_schedules(self) -> list[ScheduleRow]:
+        """Every stored schedule, by name."""
+        ...
+
+    async def get_schedule(self, name: str) -> ScheduleRow | None:
+        """The schedule `name`, or None."""
+        ...
+
+    async def upsert_schedule(
+        self,
+        *,
+        name: str,
+        workflow: str,
+        expression: str,
+        timezone: str,
+        next_fire_at: datetime,
+        now: datetime,
+    ) -> bool:
+        """Make the schedule `name` match what code declares, active; True if changed.
+
+        A new schedule starts at `next_fire_at`. An existing one keeps its paused flag
+        and next fire time unless its expression or timezone changed or it was
+        inactive: then it restarts at `next_fire_at`."""
+        ...
+
+    async def deactivate_schedules(
+        self, workflows: Sequence[str], keep: Sequence[str], now: datetime
+    ) -> list[str]:
+        """Mark inactive the active schedules of `workflows` not named in `keep`;
+        returns their names, sorted."""
+        ...
+
+    async def due_schedules(self, names: Sequence[str], now: datetime) -> list[ScheduleRow]:
+        """Active, unpaused schedules among `names` with `next_fire_at <= now`, earliest
+        first (then by name)."""
+        ...
+
+    async def stale_schedule_claims(
+        self, names: Sequence[str], claimed_before: datetime
+    ) -> list[ScheduleRow]:
+        """Schedules among `names` holding a tick claimed before `claimed_before` and
+        never confirmed, by name."""
+        ...
+
+    async def claim_schedule_tick(
+        self,
+        *,
+        name: str,
+        due_at: datetime,
+        expression: str,
+        timezone: str,
+        fire_at: datetime,
+        next_fire_at: datetime,
+        now: datetime,
+    ) -> bool:
+        """Compare-and-set: exactly one of any number of concurrent callers wins.
+
+        Succeeds only while the schedule's `next_fire_at` is still `due_at`, it is
+        active, unpaused, holds no unconfirmed claim and has this expression and
+        timezone; then sets `next_fire_at`, `last_fired_at = pending_fire_at = fire_at`
+        and `claimed_at = now`."""
+        ...
+
+    async def confirm_schedule_tick(self, name: str, fire_at: datetime) -> None:
+        """Drop the claim of tick `fire_at` (its run exists or was given up on)."""
+        ...
+
+    async def reclaim_schedule_tick(
+        self, name: str, fire_at: datetime, claimed_before: datetime, now: datetime
+    ) -> bool:
+        """Compare-and-set: take over a stale claim of `fire_at` (claimed before
+        `claimed_before`) by setting `claimed_at = now`; one caller wins."""
+        ...
+
+    async def next_schedule_due(self, names: Sequence[str]) -> datetime | None:
+        """The earliest `next_fire_at` of the active, unpaused schedules among `names`."""
+        ...
+
+    async def pause_schedule(self, name: str, now: datetime) -> bool:
+        """Set the paused flag; False if there is no such schedule."""
+        ...
+
+    async def resume_schedule(
+        self, name: str, *, expression: str, timezone: str, next_fire_at: datetime, now: datetime
+    ) -> bool:
+        """Compare-and-set: clear the paused flag and restart at `next_fire_at`, only if
+        the schedule is paused and still has this expression and timezone (the fire
+        time was computed from them). False otherwise."""
+        ...

@@ -1,4 +1,9 @@
-"""In-process store: the Store protocol on plain dicts, with PostgresStore's semantics."""
+"""In-process store: the Store protocol on plain dicts, with PostgresStore's semantics.
+
+`Runtime("memory://")` runs the whole engine on it in one process (data is gone when
+the process ends); `Runtime(store=MemoryStore())` lets several runtimes of one process
+share one, as several workers share one database.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,18 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from durable.core.events import RUN_POS, Event, EventKind
+from durable.core.vocabulary import (
+    NOTICE_WAKE,
+    RunStatus,
+    child_key,
+    hook_key,
+    notice_cancelled,
+    notice_done,
+    signal_key,
+)
 from durable.errors import FenceLost, RunClosed, RunNotFound
 from durable.store.base import (
     TERMINAL,
@@ -16,13 +30,17 @@ from durable.store.base import (
     BatchResult,
     ChildOutcome,
     ClaimedRun,
+    Created,
     NewRun,
+    NoticeCallback,
     RunRecord,
+    Store,
 )
+from durable.store.memory_schedules import MemorySchedules
 
 log = logging.getLogger("durable.store.memory")
 
-Listener = Callable[[str], None]
+_WAITING = (RunStatus.PENDING, RunStatus.SUSPENDED)
 
 
 @dataclass
@@ -86,25 +104,48 @@ class _Hook:
     used_at: datetime | None = None
 
 
-class MemoryStore:
+class MemoryListener:
+    """The `Listener` of MemoryStore: never loses a notice, so it is always active."""
+
+    def __init__(self, store: MemoryStore, on_notice: NoticeCallback) -> None:
+        self._store = store
+        self._on_notice = on_notice
+        self._closed = False
+
+    @property
+    def active(self) -> bool:
+        return not self._closed
+
+    def deliver(self, payload: str) -> None:
+        if not self._closed:
+            self._on_notice(payload)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._store.remove_listener(self.deliver)
+
+
+class MemoryStore(MemorySchedules):
     """A store held in this process: for unit tests and quick starts, lost on exit.
 
     Every method runs to completion without awaiting, so on one event loop each call is
     atomic, like one PostgreSQL transaction. Checks come before writes, so a call that
-    raises has changed nothing. Listeners get the payloads PostgresStore would NOTIFY
-    ('w', 'd:<run_id>', 'x:<run_id>'), once per distinct payload per call, after the write.
+    raises has changed nothing. Listeners get the notices PostgresStore would NOTIFY
+    (`durable.core.vocabulary`), once per distinct payload per call, after the write,
+    synchronously (callbacks must only set flags or schedule work).
     """
 
     channel = "memory"
 
     def __init__(self) -> None:
+        super().__init__()
         self._runs: dict[str, _Run] = {}
         self._by_key: dict[str, str] = {}
         self._children: dict[str, list[str]] = {}
         self._events: dict[str, dict[int, Event]] = {}
         self._inbox: list[_Message] = []
         self._hooks: dict[str, _Hook] = {}
-        self._listeners: list[Listener] = []
+        self._listeners: list[NoticeCallback] = []
         self._next_order = 0
         self._next_message = 0
 
@@ -119,17 +160,21 @@ class MemoryStore:
     async def migrate(self) -> None:
         """Nothing to migrate."""
 
-    def add_listener(self, callback: Listener) -> None:
+    def add_listener(self, callback: NoticeCallback) -> None:
         """Call `callback(payload)` for every notification from now on."""
         self._listeners.append(callback)
 
-    def remove_listener(self, callback: Listener) -> None:
+    def remove_listener(self, callback: NoticeCallback) -> None:
         if callback in self._listeners:
             self._listeners.remove(callback)
 
-    async def connect_listener(self) -> MemoryListener:
-        """A stand-in for PostgresStore's LISTEN connection (the asyncpg subset the runtime uses)."""
-        return MemoryListener(self)
+    async def listen(
+        self, on_notice: NoticeCallback, on_reconnect: Callable[[], None] | None = None
+    ) -> MemoryListener:
+        """Deliver every notice from now on; there is no connection to lose."""
+        listener = MemoryListener(self, on_notice)
+        self.add_listener(listener.deliver)
+        return listener
 
     def _notify(self, payloads: Iterable[str]) -> None:
         # PostgreSQL delivers each distinct payload of a transaction once, after commit.
@@ -156,7 +201,7 @@ class MemoryStore:
             id=run.run_id,
             workflow=run.workflow,
             version=run.version,
-            status="pending",
+            status=RunStatus.PENDING,
             input=run.input,
             parent_run_id=parent_run_id,
             idempotency_key=idempotency_key,
@@ -187,7 +232,7 @@ class MemoryStore:
 
     def _owned(self, run_id: str, fence: int) -> _Run:
         run = self._runs.get(run_id)
-        if run is None or run.fence != fence or run.status != "running":
+        if run is None or run.fence != fence or run.status != RunStatus.RUNNING:
             raise FenceLost(f"run {run_id!r} is no longer held by this worker")
         return run
 
@@ -200,6 +245,9 @@ class MemoryStore:
         return run
 
     def _wake_parents(self, children: Sequence[_Run], now: datetime, notes: list[str]) -> None:
+        """The memory twin of SQL `durable_wake_parents` (migration 0004), used by both
+        commit and cancel: each ended child bumps its unfinished parent's `wakeups`; a
+        parent suspended on the child's key becomes ready now."""
         pairs = [(c.parent_run_id, c.id) for c in children if c.parent_run_id]
         if not pairs:
             return
@@ -208,9 +256,9 @@ class MemoryStore:
             if parent is None or parent.status in TERMINAL:
                 continue
             parent.wakeups += 1
-            if parent.status in ("pending", "suspended") and f"c:{child_id}" in parent.waiting_on:
+            if parent.status in _WAITING and child_key(child_id) in parent.waiting_on:
                 parent.ready_at = now
-        notes.append("w")
+        notes.append(NOTICE_WAKE)
 
     def _deliver(
         self, run: _Run, kind: str, name: str, key: str, payload: bytes, now: datetime
@@ -220,7 +268,7 @@ class MemoryStore:
         # As in PostgresStore: `wakeups` moves even while the run is held, so its worker
         # notices the delivery when it suspends; ready_at moves only for the awaited key.
         run.wakeups += 1
-        if run.status in ("pending", "suspended") and key in run.waiting_on:
+        if run.status in _WAITING and key in run.waiting_on:
             run.ready_at = now
 
     @staticmethod
@@ -230,26 +278,48 @@ class MemoryStore:
     # -- runs ------------------------------------------------------------------------------
 
     async def create_run(self, run: NewRun, now: datetime) -> tuple[str, bool]:
-        if run.run_id in self._runs:
-            return run.run_id, False
-        if run.idempotency_key is not None and run.idempotency_key in self._by_key:
-            return self._by_key[run.idempotency_key], False
-        self._insert_run(
-            run, now, parent_run_id=run.parent_run_id, idempotency_key=run.idempotency_key
-        )
-        if run.owner is not None:  # local dispatch: inserted already leased to its creator
+        created = (await self.create_runs([run], now))[0]
+        return created.run_id, created.created
+
+    async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[Created]:
+        out: list[Created] = []
+        notes: list[str] = []
+        for run in runs:
+            if run.run_id in self._runs:
+                out.append(Created(run.run_id, False))
+                continue
+            if run.idempotency_key is not None and run.idempotency_key in self._by_key:
+                out.append(Created(self._by_key[run.idempotency_key], False))
+                continue
+            self._insert_run(
+                run, now, parent_run_id=run.parent_run_id, idempotency_key=run.idempotency_key
+            )
+            if run.owner is None:
+                notes.append(NOTICE_WAKE)
+                out.append(Created(run.run_id, True))
+                continue
+            # Local dispatch: inserted already leased to its creator.
             row = self._runs[run.run_id]
-            row.status = "running"
+            row.status = RunStatus.RUNNING
             row.lease_owner = run.owner
             row.lease_until = now + timedelta(seconds=run.lease_s)
             row.fence = 1
             row.started_at = now
-        else:
-            self._notify(["w"])
-        return run.run_id, True
-
-    async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[tuple[str, bool]]:
-        return [await self.create_run(run, now) for run in runs]
+            claimed = ClaimedRun(
+                run_id=row.id,
+                workflow=row.workflow,
+                version=row.version,
+                input=row.input,
+                fence=1,
+                wakeups=0,
+                parent_run_id=row.parent_run_id,
+                started_at=now,
+                deadline=row.deadline,
+                fresh=True,
+            )
+            out.append(Created(run.run_id, True, claimed))
+        self._notify(notes)
+        return out
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         run = self._runs.get(run_id)
@@ -299,12 +369,12 @@ class MemoryStore:
             if r.id not in skip
             and self._matches(r, wanted)
             and (
-                (
-                    r.status in ("pending", "suspended")
-                    and r.ready_at is not None
-                    and r.ready_at <= now
+                (r.status in _WAITING and r.ready_at is not None and r.ready_at <= now)
+                or (
+                    r.status == RunStatus.RUNNING
+                    and r.lease_until is not None
+                    and r.lease_until < now
                 )
-                or (r.status == "running" and r.lease_until is not None and r.lease_until < now)
             )
         ]
         # ORDER BY ready_at (NULLs last), then creation order for a stable tie-break.
@@ -312,7 +382,7 @@ class MemoryStore:
         lease_until = now + timedelta(seconds=lease_s)
         claimed: list[ClaimedRun] = []
         for run in candidates[:limit]:
-            run.status = "running"
+            run.status = RunStatus.RUNNING
             run.lease_owner = owner
             run.lease_until = lease_until
             run.fence += 1
@@ -351,7 +421,7 @@ class MemoryStore:
         woken: set[str] = set()
         for run_id, fence in fences.items():
             current = self._runs.get(run_id)
-            if current is None or current.fence != fence or current.status != "running":
+            if current is None or current.fence != fence or current.status != RunStatus.RUNNING:
                 rejected.add(run_id)
                 if current is not None and current.status in TERMINAL:
                     closed.add(run_id)
@@ -380,7 +450,7 @@ class MemoryStore:
             finished.append(run)
         if finished:
             self._wake_parents(finished, now, notes)
-            notes.extend(f"d:{f.run_id}" for f in finishes)
+            notes.append(notice_done(f.run_id for f in finishes))
         for sus in batch.suspends:
             if sus.run_id in rejected:
                 continue
@@ -388,7 +458,7 @@ class MemoryStore:
             # A delivery or child completion that raced with this suspension moved
             # `wakeups`; a count other than the one seen at claim time wakes the run now.
             woke = run.wakeups != sus.seen_wakeups
-            run.status = "suspended"
+            run.status = RunStatus.SUSPENDED
             run.lease_owner = None
             run.lease_until = None
             run.ready_at = now if woke else sus.ready_at
@@ -407,13 +477,13 @@ class MemoryStore:
     async def release(self, owner: str, run_ids: Sequence[str], now: datetime) -> None:
         for run_id in dict.fromkeys(run_ids):
             run = self._runs.get(run_id)
-            if run is None or run.lease_owner != owner or run.status != "running":
+            if run is None or run.lease_owner != owner or run.status != RunStatus.RUNNING:
                 continue
             run.lease_owner = None
             run.lease_until = None
             run.ready_at = now
             run.updated_at = now
-            run.status = "suspended" if self._events.get(run_id) else "pending"
+            run.status = RunStatus.SUSPENDED if self._events.get(run_id) else RunStatus.PENDING
 
     async def take_message(
         self,
@@ -445,7 +515,7 @@ class MemoryStore:
         if child.run_id not in self._runs:
             self._insert_run(child, now, parent_run_id=run_id, idempotency_key=None)
         self._append(run_id, event, now)
-        self._notify(["w"])
+        self._notify([NOTICE_WAKE])
         return child.run_id
 
     async def child_outcome(self, run_id: str) -> ChildOutcome | None:
@@ -468,8 +538,8 @@ class MemoryStore:
 
     async def signal(self, run_id: str, name: str, payload: bytes, now: datetime) -> None:
         run = self._open_run(run_id)
-        self._deliver(run, "signal", name, "s:" + name, payload, now)
-        self._notify(["w"])
+        self._deliver(run, "signal", name, signal_key(name), payload, now)
+        self._notify([NOTICE_WAKE])
 
     async def execute_hook(self, token: str, payload: bytes, now: datetime) -> str:
         hook = self._hooks.get(token)
@@ -479,8 +549,8 @@ class MemoryStore:
             raise RunClosed(f"the hook of run {hook.run_id!r} was already used")
         run = self._open_run(hook.run_id)
         hook.used_at = now
-        self._deliver(run, "hook", token, "h:" + token, payload, now)
-        self._notify(["w"])
+        self._deliver(run, "hook", token, hook_key(token), payload, now)
+        self._notify([NOTICE_WAKE])
         return run.id
 
     async def cancel(self, run_id: str, now: datetime) -> list[str]:
@@ -498,7 +568,7 @@ class MemoryStore:
             todo.extend(self._children.get(current, ()))
         cancelled = [r for r in tree if r.status not in TERMINAL]
         for run in cancelled:
-            run.status = "cancelled"
+            run.status = RunStatus.CANCELLED
             run.error = "cancelled"
             run.finished_at = now
             run.updated_at = now
@@ -515,7 +585,7 @@ class MemoryStore:
         notes: list[str] = []
         self._wake_parents([root], now, notes)
         for run in cancelled:
-            notes += [f"x:{run.id}", f"d:{run.id}"]
+            notes += [notice_cancelled(run.id), notice_done([run.id])]
         self._notify(notes)
         return [r.id for r in cancelled]
 
@@ -557,41 +627,14 @@ class MemoryStore:
         for run in self._runs.values():
             if not self._matches(run, wanted):
                 continue
-            if run.status in ("pending", "suspended") and run.ready_at is not None:
+            if run.status in _WAITING and run.ready_at is not None:
                 times.append(run.ready_at)
-            elif run.status == "running" and run.lease_until is not None:
+            elif run.status == RunStatus.RUNNING and run.lease_until is not None:
                 times.append(run.lease_until)
         return min(times, default=None)
 
 
-class MemoryListener:
-    """Mimics the part of an asyncpg LISTEN connection the runtime uses, over MemoryStore."""
+if TYPE_CHECKING:
 
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
-        self._callbacks: dict[Callable[..., Any], Listener] = {}
-        self._closed = False
-
-    async def add_listener(self, channel: str, callback: Callable[..., Any]) -> None:
-        """Register `callback(connection, pid, channel, payload)`, as asyncpg calls it."""
-
-        def forward(payload: str) -> None:
-            if not self._closed:
-                callback(self, 0, channel, payload)
-
-        self._callbacks[callback] = forward
-        self._store.add_listener(forward)
-
-    async def remove_listener(self, channel: str, callback: Callable[..., Any]) -> None:
-        forward = self._callbacks.pop(callback, None)
-        if forward is not None:
-            self._store.remove_listener(forward)
-
-    def is_closed(self) -> bool:
-        return self._closed
-
-    async def close(self) -> None:
-        self._closed = True
-        for forward in self._callbacks.values():
-            self._store.remove_listener(forward)
-        self._callbacks.clear()
+    def _implements_store(store: MemoryStore) -> Store:
+        return store  # mypy checks MemoryStore against the Store protocol here

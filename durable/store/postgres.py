@@ -11,21 +11,35 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from durable.core.events import RUN_POS, Event, EventKind
+from durable.core.vocabulary import (
+    NOTICE_CANCELLED_PREFIX,
+    NOTICE_DONE_PREFIX,
+    NOTICE_WAKE,
+    RunStatus,
+    hook_key,
+    signal_key,
+)
 from durable.errors import FenceLost, RunClosed, RunNotFound, ValidationError
+from durable.redact import redact_dsn
 from durable.store.base import (
     TERMINAL,
     Batch,
     BatchResult,
     ChildOutcome,
     ClaimedRun,
+    Created,
     NewRun,
+    NoticeCallback,
     RunRecord,
+    Store,
 )
+from durable.store.pg_listener import PgListener
+from durable.store.pg_schedules import PgScheduleQueries
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x64757261626C65  # "durable" as a number: one advisory lock per database
@@ -82,6 +96,24 @@ async def _insert_events(conn: asyncpg.Connection, run_ids: list[str], events: l
     )
 
 
+def _leased(run: NewRun, now: datetime, deadline: datetime | None) -> ClaimedRun | None:
+    """The claim of a run inserted already leased to its creator (fence 1, first start)."""
+    if run.owner is None:
+        return None
+    return ClaimedRun(
+        run_id=run.run_id,
+        workflow=run.workflow,
+        version=run.version,
+        input=run.input,
+        fence=1,
+        wakeups=0,
+        parent_run_id=run.parent_run_id,
+        started_at=now,
+        deadline=deadline,
+        fresh=True,
+    )
+
+
 class _Connection(asyncpg.Connection):  # type: ignore[misc]
     """Pool connections skip asyncpg's reset-on-release round trip.
 
@@ -94,7 +126,7 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
-class PostgresStore:
+class PostgresStore(PgScheduleQueries):
     """The production store. One pool per runtime; the group committer borrows from it."""
 
     def __init__(self, dsn: str, *, schema: str = "durable", pool_size: int = 10) -> None:
@@ -111,13 +143,18 @@ class PostgresStore:
         return self._pool
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(
-            self.dsn,
-            min_size=1,
-            max_size=self.pool_size,
-            connection_class=_Connection,
-            server_settings={"search_path": self.schema, "application_name": "durable"},
-        )
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=self.pool_size,
+                connection_class=_Connection,
+                server_settings={"search_path": self.schema, "application_name": "durable"},
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ConnectionError(
+                f"cannot connect to PostgreSQL at {redact_dsn(self.dsn)}: {exc}"
+            ) from None
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -130,6 +167,14 @@ class PostgresStore:
             self.dsn, server_settings={"search_path": self.schema, "application_name": "durable"}
         )
         return conn
+
+    async def listen(
+        self, on_notice: NoticeCallback, on_reconnect: Callable[[], None] | None = None
+    ) -> PgListener:
+        """LISTEN on the schema's channel from a dedicated, self-reconnecting connection."""
+        listener = PgListener(self.connect_listener, self.channel, on_notice, on_reconnect)
+        await listener.start()
+        return listener
 
     async def migrate(self) -> None:
         """Apply pending migrations under an advisory lock, so concurrent starters are safe."""
@@ -161,14 +206,11 @@ class PostgresStore:
     # -- runs -------------------------------------------------------------------------
 
     async def create_run(self, run: NewRun, now: datetime) -> tuple[str, bool]:
-        return (await self.create_runs([run], now))[0]
+        created = (await self.create_runs([run], now))[0]
+        return created.run_id, created.created
 
-    async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[tuple[str, bool]]:
-        """Insert runs in one statement; an existing run id or idempotency key wins.
-
-        Returns, per requested run, the id of the run that now stands for it and whether
-        this call created it.
-        """
+    async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[Created]:
+        """Insert runs in one statement; an existing run id or idempotency key wins."""
         deadlines = [
             now + timedelta(seconds=r.deadline_s) if r.deadline_s is not None else None
             for r in runs
@@ -193,7 +235,7 @@ class PostgresStore:
                     "  AS u(id, workflow, version, input, parent, ikey, deadline, owner, lease)"
                     " ON CONFLICT DO NOTHING RETURNING id, lease_owner)"
                     # Only runs left for other workers need a NOTIFY.
-                    " SELECT id, CASE WHEN lease_owner IS NULL THEN pg_notify($9, 'w') END"
+                    " SELECT id, CASE WHEN lease_owner IS NULL THEN pg_notify($9, $12) END"
                     " FROM ins",
                     [r.run_id for r in runs],
                     [r.workflow for r in runs],
@@ -206,6 +248,7 @@ class PostgresStore:
                     self.channel,
                     [r.owner for r in runs],
                     [r.lease_s for r in runs],
+                    NOTICE_WAKE,
                 )
             }
             missing = [r for r in runs if r.run_id not in created]
@@ -221,16 +264,16 @@ class PostgresStore:
                     by_id[row["id"]] = row["id"]
                     if row["idempotency_key"] is not None:
                         by_key[row["idempotency_key"]] = row["id"]
-        out: list[tuple[str, bool]] = []
-        for r in runs:
+        out: list[Created] = []
+        for r, deadline in zip(runs, deadlines, strict=True):
             if r.run_id in created:
-                out.append((r.run_id, True))
+                out.append(Created(r.run_id, True, _leased(r, now, deadline)))
             elif r.run_id in by_id:
-                out.append((r.run_id, False))
+                out.append(Created(r.run_id, False))
             elif r.idempotency_key is not None and r.idempotency_key in by_key:
-                out.append((by_key[r.idempotency_key], False))
+                out.append(Created(by_key[r.idempotency_key], False))
             else:  # pragma: no cover - a conflicting row vanished between the statements
-                out.append(((await self.create_run(r, now))[0], False))
+                out.append(Created((await self.create_run(r, now))[0], False))
         return out
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -388,23 +431,16 @@ class PostgresStore:
     async def _wake_parents(
         self, conn: asyncpg.Connection, children: Sequence[asyncpg.Record], now: datetime
     ) -> None:
+        """Wake the parents of ended children: durable_wake_parents (migration 0004)."""
         pairs = [(r["parent_run_id"], r["id"]) for r in children if r["parent_run_id"]]
-        if not pairs:
-            return
-        # Several children of one parent can finish in one batch: aggregate per parent so
-        # every child's wake-up counts and none overwrites another's.
-        await conn.execute(
-            "UPDATE runs p SET wakeups = p.wakeups + c.n,"
-            " ready_at = CASE WHEN p.status IN ('pending', 'suspended')"
-            "  AND p.waiting_on && c.keys THEN $3 ELSE p.ready_at END"
-            " FROM (SELECT parent, count(*) AS n, array_agg('c:' || child) AS keys"
-            "       FROM unnest($1::text[], $2::text[]) AS u(parent, child) GROUP BY parent) c"
-            " WHERE p.id = c.parent AND p.status NOT IN ('completed', 'failed', 'cancelled')",
-            [p for p, _ in pairs],
-            [c for _, c in pairs],
-            now,
-        )
-        await conn.execute("SELECT pg_notify($1, 'w')", self.channel)
+        if pairs:
+            await conn.execute(
+                "SELECT durable_wake_parents($1::text[], $2::text[], $3, $4)",
+                [p for p, _ in pairs],
+                [c for _, c in pairs],
+                now,
+                self.channel,
+            )
 
     async def release(self, owner: str, run_ids: Sequence[str], now: datetime) -> None:
         if not run_ids:
@@ -423,7 +459,7 @@ class PostgresStore:
         row = await conn.fetchrow(
             "SELECT fence, status FROM runs WHERE id = $1 FOR NO KEY UPDATE", run_id
         )
-        if row is None or row["fence"] != fence or row["status"] != "running":
+        if row is None or row["fence"] != fence or row["status"] != RunStatus.RUNNING:
             raise FenceLost(f"run {run_id!r} is no longer held by this worker")
 
     async def take_message(
@@ -471,7 +507,7 @@ class PostgresStore:
                 deadline,
             )
             await _insert_events(conn, [run_id], [event])
-            await conn.execute("SELECT pg_notify($1, 'w')", self.channel)
+            await conn.execute("SELECT pg_notify($1, $2)", self.channel, NOTICE_WAKE)
         return child.run_id
 
     async def child_outcome(self, run_id: str) -> ChildOutcome | None:
@@ -527,7 +563,7 @@ class PostgresStore:
             key,
             now,
         )
-        await conn.execute("SELECT pg_notify($1, 'w')", self.channel)
+        await conn.execute("SELECT pg_notify($1, $2)", self.channel, NOTICE_WAKE)
 
     async def _status_for_update(self, conn: asyncpg.Connection, run_id: str) -> str:
         status = await conn.fetchval(
@@ -542,7 +578,7 @@ class PostgresStore:
     async def signal(self, run_id: str, name: str, payload: bytes, now: datetime) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._status_for_update(conn, run_id)
-            await self._deliver(conn, run_id, "signal", name, "s:" + name, payload, now)
+            await self._deliver(conn, run_id, "signal", name, signal_key(name), payload, now)
 
     async def execute_hook(self, token: str, payload: bytes, now: datetime) -> str:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -556,7 +592,7 @@ class PostgresStore:
                 raise RunClosed(f"the hook of run {run_id!r} was already used")
             await self._status_for_update(conn, run_id)
             await conn.execute("UPDATE hooks SET used_at = $2 WHERE token = $1", token, now)
-            await self._deliver(conn, run_id, "hook", token, "h:" + token, payload, now)
+            await self._deliver(conn, run_id, "hook", token, hook_key(token), payload, now)
             return run_id
 
     async def cancel(self, run_id: str, now: datetime) -> list[str]:
@@ -589,9 +625,11 @@ class PostgresStore:
             )
             await self._wake_parents(conn, [r for r in rows if r["id"] == run_id], now)
             await conn.execute(
-                "SELECT pg_notify($1, 'x:' || x), pg_notify($1, 'd:' || x) FROM unnest($2::text[]) x",
+                "SELECT pg_notify($1, $3 || x), pg_notify($1, $4 || x) FROM unnest($2::text[]) x",
                 self.channel,
                 ids,
+                NOTICE_CANCELLED_PREFIX,
+                NOTICE_DONE_PREFIX,
             )
             return ids
 
@@ -634,3 +672,9 @@ class PostgresStore:
             [k[1] for k in keys],
         )
         return value if isinstance(value, datetime) else None
+
+
+if TYPE_CHECKING:
+
+    def _implements_store(store: PostgresStore) -> Store:
+        return store  # mypy checks PostgresStore against the Store protocol here

@@ -217,9 +217,7 @@ async def test_workers_survive_database_restarts(
 
             # LISTEN came back on both runtimes: fresh runs are picked up via NOTIFY.
             async def listening() -> bool:
-                return all(
-                    rt._listener is not None and not rt._listener.is_closed() for rt in (w1, w2)
-                )
+                return all(rt._listener is not None and rt._listener.active for rt in (w1, w2))
 
             await wait_for(listening, timeout=10, what="listeners reconnected")
             latencies = []

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .conftest import MakeRuntime
 from .crash_app import STEPS, crashy
 
@@ -32,6 +34,7 @@ async def wait_for(predicate: Any, timeout: float = 20.0) -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.postgres_only
 async def test_sigkill_mid_run_then_another_worker_completes(
     make_rt: MakeRuntime, dsn: str, schema: str, db: Any
 ) -> None:

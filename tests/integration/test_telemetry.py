@@ -41,6 +41,7 @@ async def test_spans_per_attempt_and_step_with_errors(make_rt: MakeRuntime, span
         result: str = await ctx.step("flaky", flaky)
         return result
 
+    spans.clear()  # the exporter is shared by the module's tests (and store params)
     async with make_rt(traced) as rt:
         h = await rt.trigger(traced, None)
         assert await h.result(timeout=10) == "ok"

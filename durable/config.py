@@ -1,0 +1,76 @@
+"""`RuntimeConfig`: a Runtime's settings, validated once and frozen.
+
+`Runtime(**options)` builds one; `Runtime.from_config(config, ...)` takes one, so the
+CLI (or any wrapper) derives a runtime from another with `msgspec.structs.replace`
+instead of copying settings one by one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from durable.durations import parse_duration
+
+
+class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting of a Runtime except what it runs on (dsn/store), its workflows
+    and its clock. Durations are seconds; see `Runtime` for what each one means."""
+
+    worker: bool = True
+    concurrency: int = 100
+    lease_s: float = 30.0
+    schema: str = "durable"
+    timezone: str = "UTC"
+    poll_interval: float = 1.0
+    sticky_cache: int = 10_000
+    max_payload_bytes: int | None = 16 * 1024 * 1024
+    shutdown_grace: float = 10.0
+    pool_size: int = 10
+    listen: bool = True
+    local_dispatch: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ValueError(f"invalid concurrency {self.concurrency!r}: must be >= 1")
+        if self.lease_s <= 0:
+            raise ValueError(f"invalid lease {self.lease_s!r}: must be > 0")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        worker: bool = True,
+        concurrency: int = 100,
+        lease: Any = "30s",
+        schema: str = "durable",
+        timezone: str = "UTC",
+        poll_interval: Any = "1s",
+        sticky_cache: int = 10_000,
+        max_payload_bytes: int | None = 16 * 1024 * 1024,
+        shutdown_grace: Any = "10s",
+        pool_size: int = 10,
+        listen: bool = True,
+        local_dispatch: bool = True,
+    ) -> RuntimeConfig:
+        """From Runtime's keyword arguments (durations in any accepted form)."""
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"invalid concurrency {concurrency!r}: must be >= 1")
+        lease_s = parse_duration(lease)
+        if lease_s <= 0:
+            raise ValueError(f"invalid lease {lease!r}: must be > 0")
+        return cls(
+            worker=worker,
+            concurrency=concurrency,
+            lease_s=lease_s,
+            schema=schema,
+            timezone=timezone,
+            poll_interval=parse_duration(poll_interval),
+            sticky_cache=sticky_cache,
+            max_payload_bytes=max_payload_bytes,
+            shutdown_grace=parse_duration(shutdown_grace),
+            pool_size=pool_size,
+            listen=listen,
+            local_dispatch=local_dispatch,
+        )

@@ -1,0 +1,1 @@
+"""Helpers for testing durable workflows and stores."""
