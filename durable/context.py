@@ -367,9 +367,13 @@ class Context:
                     return None
                 await x.park(pos, op.value, name, until, key)
 
-    async def create_hook(self, name: str) -> Hook:
-        """A hook outside code completes with `execute_hook(hook.token, payload)`."""
+    async def create_hook(self, name: str, metadata: Any = None) -> Hook:
+        """A hook outside code completes with `execute_hook(hook.token, payload)`.
+
+        `metadata` (any encodable value) is stored with the hook for `runtime.get_hook`.
+        """
         check_name(name, "hook name")
+        meta = None if metadata is None else codec.encode(metadata, what="hook metadata")
         pos = self._take()
         x = self._x
         with x.op():
@@ -379,7 +383,7 @@ class Context:
             x.going_live()
             token = secrets.token_urlsafe(24)  # 192 random bits, URL-safe
             await x.create_hook(
-                x.event(pos, EventKind.HOOK_CREATED, name, codec.encode(token)), token, name
+                x.event(pos, EventKind.HOOK_CREATED, name, codec.encode(token)), token, name, meta
             )
             return Hook(self, name, token)
 

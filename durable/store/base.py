@@ -26,6 +26,7 @@ class NewRun(msgspec.Struct, frozen=True):
     owner: str | None = None
     """Insert the run already leased to this worker (local dispatch)."""
     lease_s: float = 30.0
+    tags: dict[str, str] | None = None
 
 
 class RunRecord(msgspec.Struct, frozen=True):
@@ -43,6 +44,9 @@ class RunRecord(msgspec.Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
     ready_at: datetime | None = None
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class ClaimedRun(msgspec.Struct, frozen=True):
@@ -119,6 +123,26 @@ class ChildOutcome(msgspec.Struct, frozen=True):
     error: str | None
 
 
+class HookRecord(msgspec.Struct, frozen=True):
+    """A hook as stored; `metadata` is encoded (codec) or None."""
+
+    token: str
+    run_id: str
+    name: str
+    metadata: bytes | None
+    created_at: datetime
+    used_at: datetime | None
+
+
+class CustomEvent(msgspec.Struct, frozen=True):
+    """A custom event emitted into a run from outside (Runtime.emit_event)."""
+
+    id: int
+    type: str
+    payload: bytes | None
+    created_at: datetime
+
+
 class Store(Protocol):
     """What the executor and the runtime need from persistence."""
 
@@ -143,6 +167,8 @@ class Store(Protocol):
         status: str | None,
         limit: int,
         parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[RunRecord]: ...
 
     async def claim(
@@ -177,7 +203,14 @@ class Store(Protocol):
     async def child_outcome(self, run_id: str) -> ChildOutcome | None: ...
 
     async def create_hook(
-        self, run_id: str, fence: int, event: Event, token: str, name: str, now: datetime
+        self,
+        run_id: str,
+        fence: int,
+        event: Event,
+        token: str,
+        name: str,
+        now: datetime,
+        metadata: bytes | None = None,
     ) -> None: ...
 
     async def signal(self, run_id: str, name: str, payload: bytes, now: datetime) -> None: ...
@@ -189,3 +222,21 @@ class Store(Protocol):
     async def purge(self, before: datetime, limit: int) -> int: ...
 
     async def next_ready_at(self, keys: Sequence[tuple[str, str]]) -> datetime | None: ...
+
+    # -- outside-the-run operations (issue 11) --------------------------------------------
+
+    async def emit_event(
+        self, run_id: str, type: str, payload: bytes | None, now: datetime
+    ) -> None: ...
+
+    async def load_custom_events(self, run_id: str) -> list[CustomEvent]: ...
+
+    async def create_outside_hook(
+        self, run_id: str, token: str, name: str, metadata: bytes | None, now: datetime
+    ) -> None: ...
+
+    async def get_hook(self, token: str) -> HookRecord | None: ...
+
+    async def update_tags(
+        self, run_id: str, changes: dict[str, str | None], now: datetime
+    ) -> RunRecord: ...
