@@ -537,7 +537,7 @@ class Runtime:
         return await self.executor.run_pass()
 
     async def _record(self, run_id: str) -> RunRecord:
-        if not isinstance(run_id, str):
+        if not isinstance(run_id, str) or "\x00" in run_id:
             raise RunNotFound(f"no run with id {run_id!r}")
         rec = await self.store.get_run(run_id)
         if rec is None:
