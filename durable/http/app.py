@@ -7,12 +7,10 @@ request that fails writes nothing. Errors always answer `{"error": CODE, "messag
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import os
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -146,7 +144,6 @@ class Api:
         for value, what in (
             (body.run_id, "run id"),
             (body.idempotency_key, "idempotency key"),
-            (body.parent_run_id, "parent run id"),
         ):
             if value is not None:
                 check_name(value, what)
@@ -173,7 +170,7 @@ class Api:
         unknown = set(q.keys()) - allowed
         if unknown:
             raise ApiError(400, "bad_request", f"unknown query parameter(s) {sorted(unknown)}")
-        status = q.get("status") or None
+        status = q.get("status")
         if status is not None and status not in {s.value for s in RunStatus}:
             raise ApiError(400, "bad_request", f"invalid status {status!r}")
         tags: dict[str, str] = {}
@@ -190,7 +187,7 @@ class Api:
                 raise ApiError(400, "bad_request", f"invalid limit: 1 to {MAX_LIMIT}")
             limit = int(raw_limit)
         cursor = q.get("cursor")
-        before = _decode_cursor(cursor) if cursor else None
+        before = None if cursor is None else _decode_cursor(cursor)
         workflow = q.get("workflow") or None
         if workflow is not None and "\x00" in workflow:
             raise ApiError(400, "bad_request", "invalid workflow name")
@@ -289,21 +286,22 @@ class Api:
 
 
 def _encode_cursor(created_at: datetime, run_id: str) -> str:
-    raw = msgspec.json.encode([created_at, run_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """`<microseconds since the epoch>_<run id>`: every string of that shape is valid."""
+    delta = created_at - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return f"{micros}_{run_id}"
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, run_id = msgspec.json.decode(raw, type=tuple[datetime, str])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise ApiError(400, "bad_request", "invalid cursor") from None
-    if at.tzinfo is None or "\x00" in run_id:
-        raise ApiError(400, "bad_request", "invalid cursor")
-    return at, run_id
+    micros, sep, run_id = cursor.partition("_")
+    if not sep or not micros.isascii() or not micros.isdigit() or len(micros) > 17:
+        raise ApiError(400, "bad_request", "invalid cursor: expected <micros>_<run id>")
+    if not run_id or "\x00" in run_id:
+        raise ApiError(400, "bad_request", "invalid cursor: expected <micros>_<run id>")
+    return _EPOCH + timedelta(microseconds=int(micros)), run_id
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STATIC = resources.files("durable.http") / "static"
 _INDEX = (_STATIC / "index.html").read_text(encoding="utf-8")
 
@@ -311,8 +309,18 @@ _INDEX = (_STATIC / "index.html").read_text(encoding="utf-8")
 async def _not_found(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-        return _error(exc.status_code, code, str(exc.detail))
+        response = _error(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
     return _error(500, "internal", "internal error")
+
+
+def _dispatch(handlers: dict[str, Handler]) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    return endpoint
 
 
 def create_app(runtime: Runtime, *, token: str | None = None) -> Starlette:
@@ -326,28 +334,34 @@ def create_app(runtime: Runtime, *, token: str | None = None) -> Starlette:
     api = Api(runtime, token)
     r = api.route
     base = "/api/workflows"
+    table: dict[str, dict[str, Handler]] = {
+        f"{base}/runs": {"POST": r(api.trigger), "GET": r(api.list_runs)},
+        f"{base}/runs/{{run_id}}": {
+            "GET": r(api.get_run),
+            "PATCH": r(api.patch_run),
+            "DELETE": r(api.cancel),
+        },
+        f"{base}/runs/{{run_id}}/children": {"GET": r(api.children)},
+        f"{base}/runs/{{run_id}}/parent": {"GET": r(api.parent)},
+        f"{base}/runs/{{run_id}}/events": {"GET": r(api.events)},
+        f"{base}/runs/{{run_id}}/signals/{{name}}": {"POST": r(api.signal)},
+        f"{base}/events": {"POST": r(api.emit_event)},
+        f"{base}/hooks": {"POST": r(api.create_hook)},
+        f"{base}/hooks/{{token}}": {"POST": r(api.execute_hook, public=True)},
+        f"{base}/schedules": {"GET": r(api.schedules)},
+        f"{base}/schedules/{{name}}/pause": {"POST": r(api.pause)},
+        f"{base}/schedules/{{name}}/resume": {"POST": r(api.resume)},
+        f"{base}/live": {"GET": r(api.stream)},
+        "/api/openapi.json": {"GET": r(api.openapi)},
+        "/api/health": {"GET": r(api.health)},
+        "/": {"GET": api.index},
+    }
+    # One Route per path (dispatching on the method), so a 405 lists every method the
+    # path supports in its Allow header.
     routes: list[BaseRoute] = [
-        Route(f"{base}/runs", r(api.trigger), methods=["POST"]),
-        Route(f"{base}/runs", r(api.list_runs), methods=["GET"]),
-        Route(f"{base}/runs/{{run_id}}", r(api.get_run), methods=["GET"]),
-        Route(f"{base}/runs/{{run_id}}", r(api.patch_run), methods=["PATCH"]),
-        Route(f"{base}/runs/{{run_id}}", r(api.cancel), methods=["DELETE"]),
-        Route(f"{base}/runs/{{run_id}}/children", r(api.children), methods=["GET"]),
-        Route(f"{base}/runs/{{run_id}}/parent", r(api.parent), methods=["GET"]),
-        Route(f"{base}/runs/{{run_id}}/events", r(api.events), methods=["GET"]),
-        Route(f"{base}/runs/{{run_id}}/signals/{{name}}", r(api.signal), methods=["POST"]),
-        Route(f"{base}/events", r(api.emit_event), methods=["POST"]),
-        Route(f"{base}/hooks", r(api.create_hook), methods=["POST"]),
-        Route(f"{base}/hooks/{{token}}", r(api.execute_hook, public=True), methods=["POST"]),
-        Route(f"{base}/schedules", r(api.schedules), methods=["GET"]),
-        Route(f"{base}/schedules/{{name}}/pause", r(api.pause), methods=["POST"]),
-        Route(f"{base}/schedules/{{name}}/resume", r(api.resume), methods=["POST"]),
-        Route(f"{base}/live", r(api.stream), methods=["GET"]),
-        Route("/api/openapi.json", r(api.openapi), methods=["GET"]),
-        Route("/api/health", r(api.health), methods=["GET"]),
-        Route("/", api.index, methods=["GET"]),
-        Mount("/static", StaticFiles(directory=str(_STATIC)), name="static"),
+        Route(path, _dispatch(handlers), methods=list(handlers)) for path, handlers in table.items()
     ]
+    routes.append(Mount("/static", StaticFiles(directory=str(_STATIC)), name="static"))
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _not_found, Exception: _not_found},

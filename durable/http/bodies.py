@@ -7,12 +7,19 @@ what is validated and what is documented cannot drift apart.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 from durable.runtime import Event, RunInfo
 from durable.schedules import ScheduleInfo
+
+# Names are stored as text: non-empty, no NUL (PostgreSQL rejects it), no 0x1F (it joins
+# run ids in notifications). Declared here so msgspec checks them and OpenAPI shows them.
+Name = Annotated[str, Meta(min_length=1, pattern="^[^\\u0000\\u001f]+$")]
+TagKey = Annotated[str, Meta(min_length=1, max_length=128, pattern="^[^\\u0000\\u001f]+$")]
+TagValue = Annotated[str, Meta(max_length=1024, pattern="^[^\\u0000]*$")]
 
 
 class _Body(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -23,25 +30,25 @@ class TriggerBody(_Body):
     workflow: str
     input: Any = None
     version: str | None = None
-    run_id: str | None = None
-    idempotency_key: str | None = None
+    run_id: Name | None = None
+    idempotency_key: Name | None = None
     parent_run_id: str | None = None
-    tags: dict[str, str] | None = None
+    tags: dict[TagKey, TagValue] | None = None
 
 
 class PatchRunBody(_Body):
-    tags: dict[str, str | None]
+    tags: dict[TagKey, TagValue | None]
 
 
 class EmitEventBody(_Body):
     run_id: str
-    type: str
+    type: Name
     payload: Any = None
 
 
 class CreateHookBody(_Body):
     run_id: str
-    name: str
+    name: Name
     metadata: Any = None
 
 

@@ -56,7 +56,7 @@ def _params(*names: str) -> list[dict[str, Any]]:
 
 
 _LIST_PARAMS: list[dict[str, Any]] = [
-    {"name": "workflow", "in": "query", "schema": {"type": "string"}},
+    {"name": "workflow", "in": "query", "schema": {"type": "string", "pattern": "^[^\\u0000]*$"}},
     {
         "name": "status",
         "in": "query",
@@ -66,12 +66,38 @@ _LIST_PARAMS: list[dict[str, Any]] = [
         "name": "tag",
         "in": "query",
         "description": "key:value; repeat for several tags (all must match)",
-        "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^:]+:"}},
+        "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^:\\u0000\\u001f]{1,128}:[^\\u0000]{0,1024}$"}},
         "style": "form",
         "explode": True,
     },
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    {
+        "name": "cursor",
+        "in": "query",
+        "description": "next_cursor of the previous page",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,17}_[^\\u0000]+$"},
+    },
+]
+
+
+_INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1}
+_JSON_VALUE: dict[str, Any] = {
+    "description": "any JSON value; integers within 64 bits",
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "string"},
+        _INT64,
+        {"type": "number", "not": {"type": "integer"}},
+        {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+        {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
+    ],
+}
+_FREE_FORM = [
+    ("TriggerBody", "input"),
+    ("EmitEventBody", "payload"),
+    ("CreateHookBody", "metadata"),
+    ("PayloadBody", "payload"),
 ]
 
 
@@ -82,6 +108,14 @@ def openapi_document() -> dict[str, Any]:
         _TYPES, ref_template="#/components/schemas/{name}"
     )
     by = dict(zip((repr(t) for t in _TYPES), schemas, strict=True))
+    # Free-form JSON in request bodies: any JSON value, but integers must fit in 64 bits
+    # (MessagePack stores them; bigger ones are refused with a 400).
+    components["JsonValue"] = _JSON_VALUE
+    for struct, field in _FREE_FORM:
+        components[struct]["properties"][field] = {
+            "$ref": "#/components/schemas/JsonValue",
+            "default": None,
+        }
 
     def ref(t: Any) -> dict[str, Any]:
         schema: dict[str, Any] = by[repr(t)]
@@ -189,7 +223,15 @@ def openapi_document() -> dict[str, Any]:
                 (404, 409, 413),
                 body=b.PayloadBody,
                 body_required=False,
-                params=_params("run_id", "name"),
+                params=[
+                    *run,
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[^\\u0000\\u001f]+$"},
+                    },
+                ],
             )
         },
         "/api/workflows/events": {

@@ -41,7 +41,7 @@ async def client(rt: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 
 async def snapshot(db: asyncpg.Connection) -> tuple[Any, ...]:
     tables = ("runs", "events", "inbox", "hooks", "run_events")
-    counts = [await db.fetchval(f"SELECT count(*) FROM {t}") for t in tables]  # noqa: S608
+    counts = [await db.fetchval(f"SELECT count(*) FROM {t}") for t in tables]
     tags = await db.fetchval("SELECT string_agg(tags::text, ',' ORDER BY id) FROM runs")
     return (*counts, tags)
 
@@ -154,7 +154,7 @@ async def test_idempotency_lineage_and_pages(client: httpx.AsyncClient) -> None:
     )
     assert r.status_code == 201 and r.json()["run_id"] == "mine-1"
     assert (await c.get("/api/workflows/runs/mine-1/parent")).json()["run_id"] == root
-    for i in range(5):
+    for _ in range(5):
         await c.post(
             "/api/workflows/runs", json={"workflow": "steps", "input": 1, "tags": {"batch": "b"}}
         )
