@@ -55,6 +55,7 @@ def _params(*names: str) -> list[dict[str, Any]]:
     ]
 
 
+_TAG_FILTER = "^[^:\\u0000\\u001f]{1,128}:[^\\u0000]{0,1024}$"
 _LIST_PARAMS: list[dict[str, Any]] = [
     {"name": "workflow", "in": "query", "schema": {"type": "string", "pattern": "^[^\\u0000]*$"}},
     {
@@ -66,7 +67,7 @@ _LIST_PARAMS: list[dict[str, Any]] = [
         "name": "tag",
         "in": "query",
         "description": "key:value; repeat for several tags (all must match)",
-        "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^:\\u0000\\u001f]{1,128}:[^\\u0000]{0,1024}$"}},
+        "schema": {"type": "array", "items": {"type": "string", "pattern": _TAG_FILTER}},
         "style": "form",
         "explode": True,
     },
