@@ -56,8 +56,10 @@ async def open_page(browser: Any, server: Server, width: int, height: int) -> An
 async def start_run(page: Any, workflow: str, input_json: str) -> str:
     await page.fill("#trigger [name=new-workflow]", workflow)
     await page.fill("#trigger [name=new-input]", input_json)
+    toasts = page.locator(".notice", has_text="Started")
+    before = await toasts.count()  # earlier toasts may still be showing
     await page.click("#trigger button[type=submit]")
-    notice = page.locator(".notice", has_text="Started").first
+    notice = toasts.nth(before)
     await notice.wait_for()
     text = await notice.inner_text()
     match = re.search(r"Started (\S+)", text)

@@ -101,7 +101,7 @@ function tagChips(tags, onRemove) {
 
 function notice(text, bad = false) {
   const el = h("div", { class: `notice${bad ? " bad" : ""}`, role: "status" }, text);
-  main.prepend(el);
+  document.getElementById("toasts").append(el);
   setTimeout(() => el.remove(), bad ? 8000 : 4000);
 }
 
@@ -153,9 +153,15 @@ async function connectLive() {
 
 function onLive(fn) { listeners.add(fn); return () => listeners.delete(fn); }
 
-function debounce(fn, ms) {
-  let t = null;
-  return () => { clearTimeout(t); t = setTimeout(fn, ms); };
+// At most one call per `ms`, the last one trailing: a steady stream of notices still
+// refreshes the page (a debounce would wait for a quiet moment that may never come).
+function throttle(fn, ms) {
+  let last = 0, timer = null;
+  return () => {
+    if (timer) return;
+    const wait = Math.max(0, last + ms - Date.now());
+    timer = setTimeout(() => { timer = null; last = Date.now(); fn(); }, wait);
+  };
 }
 
 // -- runs list ----------------------------------------------------------------------------
@@ -163,6 +169,7 @@ function debounce(fn, ms) {
 const filters = { workflow: "", status: "", tag: "" };
 
 async function runsPage() {
+  const gen = generation;
   const table = h("table", { class: "cards", id: "runs" },
     h("thead", {}, h("tr", {}, ["Status", "Run", "Workflow", "Created", "Duration", "Tags"].map((t) => h("th", {}, t)))),
     h("tbody"));
@@ -232,6 +239,7 @@ async function runsPage() {
     if (!reset && cursor) q.set("cursor", cursor);
     let page;
     try { page = await api(`${API}/runs?${q}`); } catch (err) { notice(err.message, true); return; }
+    if (gen !== generation) return;
     const body = table.tBodies[0];
     if (reset) body.replaceChildren();
     for (const run of page.runs) {
@@ -252,8 +260,8 @@ async function runsPage() {
     load(true);
   }
 
-  // Live: refetch the first page (one request however many notices came in 300 ms).
-  const refresh = debounce(() => { if (!cursor || table.tBodies[0].children.length <= 50) load(true); }, 300);
+  // Live: refetch the first page, at most twice a second however many notices come.
+  const refresh = throttle(() => { if (!cursor || table.tBodies[0].children.length <= 50) load(true); }, 500);
   cleanup = onLive(() => refresh());
   await load(true);
 }
@@ -284,11 +292,15 @@ function timeline(run) {
 }
 
 async function runPage(id) {
+  const gen = generation;
   main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   let busy = false;
 
+  let again = false;
+
   async function render() {
-    if (busy) return;
+    if (gen !== generation) return;
+    if (busy) { again = true; return; }  // one more pass once this one ends
     busy = true;
     try {
       const [run, events, children, parent] = await Promise.all([
@@ -297,14 +309,28 @@ async function runPage(id) {
         api(`${API}/runs/${encodeURIComponent(id)}/children`),
         api(`${API}/runs/${encodeURIComponent(id)}/parent`),
       ]);
+      if (gen !== generation) return;
+      // Live redraws keep what the user is typing (and where the cursor is).
+      const saved = {};
+      if (!clearDrafts) for (const el of main.querySelectorAll("input[name], textarea[name]")) if (el.value) saved[el.name] = el.value;
+      const focused = document.activeElement && main.contains(document.activeElement) ? document.activeElement.name : null;
+      clearDrafts = false;
       draw(run, events, children, parent);
+      for (const [name, value] of Object.entries(saved)) { const el = main.querySelector(`[name="${name}"]`); if (el) el.value = value; }
+      if (focused) { const el = main.querySelector(`[name="${focused}"]`); if (el) el.focus(); }
     } catch (err) {
+      if (gen !== generation) return;
       main.replaceChildren(h("h1", {}, "Run"), h("div", { class: "notice bad" }, err.message), h("a", { href: "#/" }, "← all runs"));
-    } finally { busy = false; }
+    } finally {
+      busy = false;
+      if (again) { again = false; render(); }
+    }
   }
 
+  let clearDrafts = false;
+
   async function act(fn, ok) {
-    try { await fn(); if (ok) notice(ok); await render(); } catch (err) { notice(err.message, true); }
+    try { await fn(); clearDrafts = true; await render(); if (ok) notice(ok); } catch (err) { notice(err.message, true); }
   }
 
   function draw(run, events, children, parent) {
@@ -363,14 +389,19 @@ async function runPage(id) {
       custom);
   }
 
-  const refresh = debounce(render, 150);
-  cleanup = onLive((n) => { if (n.run_id === id || n.what === "resync") refresh(); });
+  const refresh = throttle(render, 250);
+  const slow = throttle(render, 2000);  // another process's NOTIFY may concern this run
+  cleanup = onLive((n) => {
+    if (n.run_id === id || n.what === "resync") refresh();
+    else if (n.what === "wake" || n.what === "finished") slow();
+  });
   await render();
 }
 
 // -- schedules ----------------------------------------------------------------------------
 
 async function schedulesPage() {
+  const gen = generation;
   const body = h("tbody");
   main.replaceChildren(h("h1", {}, "Schedules"), h("p", { class: "sub" }, "Each tick starts one run. Paused schedules skip their ticks."),
     h("div", { class: "panel" }, h("table", { class: "cards", id: "schedules" },
@@ -379,6 +410,7 @@ async function schedulesPage() {
   async function load() {
     let rows;
     try { rows = await api(`${API}/schedules`); } catch (err) { notice(err.message, true); return; }
+    if (gen !== generation) return;
     body.replaceChildren(...rows.map((s) => h("tr", { "data-schedule": s.name },
       h("td", { "data-label": "Name" }, h("strong", {}, s.name)),
       h("td", { "data-label": "Workflow" }, s.workflow),
@@ -398,9 +430,11 @@ async function schedulesPage() {
 // -- router -------------------------------------------------------------------------------
 
 let cleanup = null;
+let generation = 0;  // bumped on every navigation: late answers for a left page are dropped
 
 function route() {
   if (cleanup) { cleanup(); cleanup = null; }
+  generation += 1;
   const hash = location.hash || "#/";
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("on", (a.dataset.nav === "schedules") === hash.startsWith("#/schedules"));
   const m = hash.match(/^#\/runs\/(.+)$/);
