@@ -50,6 +50,52 @@ def test_serve_answers_over_tcp_with_live_events(server: Server) -> None:
         assert c.get("/api/workflows/schedules").json()[0]["name"] == "nightly"
 
 
+def test_serve_every_endpoint_and_error_code(server: Server) -> None:
+    with server.client() as c:
+        base = "/api/workflows"
+        r = c.post(f"{base}/runs", json={"workflow": "approval", "tags": {"k": "v"}})
+        assert r.status_code == 201
+        run_id = r.json()["run_id"]
+        assert (
+            c.post(f"{base}/runs", json={"workflow": "approval", "run_id": run_id}).status_code
+            == 200
+        )
+        wait_for(c, run_id, "suspended")
+        assert c.get(f"{base}/runs", params={"tag": "k:v"}).json()["runs"][0]["run_id"] == run_id
+        assert c.patch(f"{base}/runs/{run_id}", json={"tags": {"x": "y"}}).json()["tags"] == {
+            "k": "v",
+            "x": "y",
+        }
+        assert c.get(f"{base}/runs/{run_id}/children").json() == []
+        assert c.get(f"{base}/runs/{run_id}/parent").json() is None
+        assert c.post(f"{base}/events", json={"run_id": run_id, "type": "t"}).status_code == 201
+        assert [e["type"] for e in c.get(f"{base}/runs/{run_id}/events").json()] == ["asked", "t"]
+        token = c.post(f"{base}/hooks", json={"run_id": run_id, "name": "approve"}).json()["token"]
+        assert (
+            httpx.post(f"{server.url}{base}/hooks/{token}", json={"payload": 1}).status_code == 200
+        )
+        wait_for(c, run_id, "completed")
+        other = c.post(f"{base}/runs", json={"workflow": "approval"}).json()["run_id"]
+        assert c.post(f"{base}/runs/{other}/signals/nothing").status_code == 202
+        assert c.delete(f"{base}/runs/{other}").json()["status"] == "cancelled"
+        assert c.post(f"{base}/schedules/nightly/pause").json()["paused"] is True
+        assert c.post(f"{base}/schedules/nightly/resume").json()["paused"] is False
+        assert c.get("/api/openapi.json").json()["openapi"] == "3.1.0"
+        assert c.get("/api/health").json()["status"] == "ok"
+        # Each error code once, over the wire.
+        errors = [
+            (c.post(f"{base}/runs", content=b"{"), 400),
+            (httpx.get(f"{server.url}{base}/runs"), 401),
+            (c.get(f"{base}/runs/nope"), 404),
+            (c.delete(f"{base}/runs/{run_id}"), 409),
+            (c.post(f"{base}/runs", json={"workflow": "approval", "input": "x" * (17 << 20)}), 413),
+            (c.post(f"{base}/runs", json={"workflow": "order", "input": {"order_id": "x"}}), 422),
+        ]
+        for r, status in errors:
+            assert r.status_code == status, r.text
+            assert set(r.json()) == {"error", "message"}
+
+
 def test_serve_refuses_public_host_without_token(dsn: str, schema: str) -> None:
     proc = subprocess.run(
         durable_cmd(dsn, schema, "serve", "apps", "--host", "0.0.0.0"),
