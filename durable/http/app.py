@@ -8,6 +8,7 @@ request that fails writes nothing. Errors always answer `{"error": CODE, "messag
 from __future__ import annotations
 
 import hmac
+from html import escape
 import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -281,7 +282,7 @@ class Api:
     async def index(self, request: Request) -> Response:
         # <base> makes every URL of the dashboard relative to where the app is mounted.
         root = request.scope.get("root_path", "").rstrip("/") + "/"
-        html = _INDEX.replace("{{BASE}}", root.replace('"', "%22"))
+        html = _INDEX.replace("{{BASE}}", escape(root, quote=True))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
