@@ -8,10 +8,10 @@ request that fails writes nothing. Errors always answer `{"error": CODE, "messag
 from __future__ import annotations
 
 import hmac
-from html import escape
 import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from html import escape
 from importlib import resources
 from typing import Any, TypeVar
 
