@@ -286,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.set_defaults(handler=_client(_schedules_resume))
 
+    p = sub.add_parser("serve", help="serve the HTTP API and dashboard, with a worker for APP")
+    p.add_argument("app", metavar="APP", help="`module` or `module:attr` to load workflows from")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (others need a token)")
+    p.add_argument("--port", type=_positive_int, default=8000, help="default 8000")
+    p.add_argument("--concurrency", type=_positive_int, default=None, help="as for worker")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(handler=_cmd_serve)
+
     p = sub.add_parser("migrate", help="create or upgrade durable's tables")
     p.set_defaults(handler=_client(_migrate))
     return parser
@@ -702,6 +710,15 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """`serve` lives in durable.http (it needs the `server` extra: starlette, uvicorn)."""
+    try:
+        from durable.http.serve import cmd_serve
+    except ImportError as exc:
+        raise CliError(f'durable serve needs: pip install "durable[server]" ({exc})') from None
+    return cmd_serve(args)
+
+
 # -- entry point -----------------------------------------------------------------------
 
 
@@ -733,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `durable` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "worker":
+    if args.command not in ("worker", "serve"):
         _setup_logging(logging.WARNING)
     try:
         if args.command in ("signal", "trigger", "hook"):

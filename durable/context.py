@@ -358,9 +358,13 @@ class Context:
                     return None
                 await x.park(pos, op.value, name, until, key)
 
-    async def create_hook(self, name: str) -> Hook:
-        """A hook outside code completes with `execute_hook(hook.token, payload)`."""
+    async def create_hook(self, name: str, metadata: Any = None) -> Hook:
+        """A hook outside code completes with `execute_hook(hook.token, payload)`.
+
+        `metadata` (any encodable value) is stored with the hook for `runtime.get_hook`.
+        """
         check_name(name, "hook name")
+        meta = None if metadata is None else codec.encode(metadata, what="hook metadata")
         pos = self._st.take()
         x = self._x
         st = self._st
@@ -370,7 +374,7 @@ class Context:
                 return Hook(self, name, d.value)
             token = secrets.token_urlsafe(24)  # 192 random bits, URL-safe
             event = st.event(pos, EventKind.HOOK_CREATED, name, codec.encode(token), x.now())
-            await x.create_hook(event, token, name)
+            await x.create_hook(event, token, name, meta)
             return Hook(self, name, token)
 
     def _hook_wait(self, hook: Hook, timeout: Any) -> Awaitable[Any]:

@@ -45,6 +45,7 @@ def test_every_example_is_tested() -> None:
         "approval",
         "parent_child",
         "fanout_batch",
+        "http_dashboard",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
@@ -158,3 +159,13 @@ async def test_quickstart_script(dsn: str) -> None:
             await conn.execute("DELETE FROM durable.runs WHERE id = $1", match[1])
     finally:
         await conn.close()
+
+
+async def test_http_dashboard_mounted_in_a_starlette_app(dsn: str, schema: str) -> None:
+    out = await run("http_dashboard", dsn, schema)
+    assert out == {
+        "mine": {"hello": "from your own app"},
+        "output": {"published": True, "by": "ed"},
+        "events": ["submitted"],
+        "dashboard_base": True,
+    }

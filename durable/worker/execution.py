@@ -226,9 +226,13 @@ class RunExecution:
             )
         )
 
-    async def create_hook(self, event: Event, token: str, name: str) -> None:
+    async def create_hook(
+        self, event: Event, token: str, name: str, metadata: bytes | None = None
+    ) -> None:
         await self._guard(
-            lambda: self.store.create_hook(self.run_id, self.fence, event, token, name, self.now())
+            lambda: self.store.create_hook(
+                self.run_id, self.fence, event, token, name, self.now(), metadata
+            )
         )
 
     async def start_child(
