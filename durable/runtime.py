@@ -152,6 +152,8 @@ class Runtime:
         self.schema = schema
         self.timezone = timezone
         self.poll_interval = parse_duration(poll_interval)
+        if self.poll_interval < 0.01:  # 0 would make an idle worker spin on the CPU
+            raise ValueError(f"invalid poll_interval {poll_interval!r}: must be >= 10ms")
         self.sticky_cache = sticky_cache
         self.max_payload = max_payload_bytes
         self.shutdown_grace = parse_duration(shutdown_grace)
@@ -168,7 +170,10 @@ class Runtime:
         self._scheduler: Any = None
         self._open = False
         # Concurrent triggers share one INSERT and one commit per batch.
-        self._creator: Coalescer[NewRun, tuple[str, bool]] = Coalescer(self._create_runs)
+        # Bounded by bytes too; a failing batch is split so one bad trigger fails alone.
+        self._creator: Coalescer[NewRun, tuple[str, bool]] = Coalescer(
+            self._create_runs, weigh=lambda r: len(r.input) + 256, what="trigger"
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 
