@@ -377,7 +377,7 @@ class Context:
             if events:
                 return Hook(self, name, codec.decode(events[0].payload))
             x.going_live()
-            token = secrets.token_urlsafe(24)  # 192 random bits, URL-safe
+            token = "h" + secrets.token_urlsafe(24)  # 192 random bits; never starts with "-"
             await x.create_hook(
                 x.event(pos, EventKind.HOOK_CREATED, name, codec.encode(token)), token, name
             )
