@@ -191,7 +191,13 @@ class GroupCommitter:
         if self._closed:
             raise RuntimeError("runtime is shutting down")
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(Item(run_id, fence, events, finish, suspend, extends, future))
+        item = Item(run_id, fence, events, finish, suspend, extends, future)
+        if extends:
+            # A lease renewal goes first: queued behind megabytes of results it could
+            # arrive after the lease lapsed, and the run would be claimed twice.
+            self._queue.insert(0, item)
+        else:
+            self._queue.append(item)
         self._wake.set()
         return await future
 
