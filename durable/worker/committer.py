@@ -221,15 +221,20 @@ class GroupCommitter:
 
     def _take(self) -> list[Item]:
         """The next batch: up to `max_batch` items and `max_batch_bytes` (at least one)."""
-        n = min(len(self._queue), self._max_batch)
+        queue = self._queue
+        n = min(len(queue), self._max_batch)
+        if queue and queue[0].extends:
+            # Lease renewals (queued first) commit on their own, not behind a batch of
+            # results that could take longer to write than the lease has left.
+            n = next((i for i in range(n) if not queue[i].extends), n)
         total = 0
         for i in range(n):
-            total += self._queue[i].size
+            total += queue[i].size
             if total > self.max_batch_bytes and i > 0:
                 n = i
                 break
-        items = self._queue[:n]
-        del self._queue[:n]
+        items = queue[:n]
+        del queue[:n]
         return items
 
     def _batch(self, items: Sequence[Item]) -> Batch:
