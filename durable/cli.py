@@ -172,7 +172,34 @@ def _json_payload(text: str) -> Any:
     try:
         return msgspec.json.decode(text.encode())
     except msgspec.DecodeError as exc:
-        raise CliError(f"invalid JSON payload {text!r}: {exc}", EXIT_USAGE) from None
+        raise CliError(f"invalid JSON payload {_clip(text)}: {exc}", EXIT_USAGE) from None
+    except RecursionError:
+        raise CliError(
+            f"invalid JSON payload {_clip(text)}: nested too deeply", EXIT_USAGE
+        ) from None
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+_GLOBAL_WITH_VALUE = ("--dsn", "--schema")
+
+
+def _protect_hook_token(argv: list[str]) -> list[str]:
+    """`durable hook -abc`: a token may start with '-' (older tokens could), and argparse
+    would read it as an option; an explicit '--' before it makes it positional."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in _GLOBAL_WITH_VALUE else 1
+    if (
+        i + 1 < len(argv)
+        and argv[i] == "hook"
+        and argv[i + 1].startswith("-")
+        and argv[i + 1] not in ("-h", "--help", "--")
+    ):
+        return [*argv[: i + 1], "--", *argv[i + 1 :]]
+    return argv
 
 
 def installed_version() -> str:
@@ -338,7 +365,7 @@ async def _opened(rt: Runtime, dsn: str) -> AsyncIterator[Runtime]:
     """Enter `rt`, turning a malformed DSN into a one-line error."""
     try:
         await rt.__aenter__()
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: a port over 65535
         if isinstance(exc, DurableError):
             raise
         raise CliError(f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {exc}") from None
@@ -749,7 +776,7 @@ def _exit_quietly_on_broken_pipe() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `durable` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_protect_hook_token(list(sys.argv[1:] if argv is None else argv)))
     if args.command not in ("worker", "serve"):
         _setup_logging(logging.WARNING)
     try:

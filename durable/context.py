@@ -372,7 +372,7 @@ class Context:
             d = decide.recorded(st.lookup(pos, OpKind.HOOK, name))
             if type(d) is Value:
                 return Hook(self, name, d.value)
-            token = secrets.token_urlsafe(24)  # 192 random bits, URL-safe
+            token = "h" + secrets.token_urlsafe(24)  # 192 random bits; never starts with "-"
             event = st.event(pos, EventKind.HOOK_CREATED, name, codec.encode(token), x.now())
             await x.create_hook(event, token, name, meta)
             return Hook(self, name, token)

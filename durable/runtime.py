@@ -243,7 +243,10 @@ class Runtime:
         self._open = False
         self._subscribers: list[Callable[[str, str], None]] = []
         # Concurrent triggers share one INSERT and one commit per batch.
-        self._creator: Coalescer[NewRun, Created] = Coalescer(self._create_runs)
+        # Bounded by bytes too; a failing batch is split so one bad trigger fails alone.
+        self._creator: Coalescer[NewRun, Created] = Coalescer(
+            self._create_runs, weigh=lambda r: len(r.input) + 256, what="trigger"
+        )
 
     # -- settings (see RuntimeConfig) -------------------------------------------------
 

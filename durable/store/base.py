@@ -116,11 +116,17 @@ class Batch(msgspec.Struct):
 
 
 class BatchResult(msgspec.Struct):
-    """Which runs' writes were refused (fence lost or run closed) and which suspends woke."""
+    """Which runs' writes were refused (fence lost or run closed) and which suspends woke.
+
+    `failed` maps a run whose writes the database can never accept (a data error, a
+    program limit, too large for one commit) to the error the committer recorded when it
+    failed that run in their place; such a run is also in `rejected` and `closed`.
+    """
 
     rejected: set[str]
     woken: set[str]
     closed: set[str]
+    failed: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class ChildOutcome(msgspec.Struct, frozen=True):
