@@ -648,6 +648,7 @@ def _worker_runtime(app: App, args: argparse.Namespace) -> tuple[Runtime, str]:
         pool_size=base.pool_size,
         listen=base.listen,
         clock=base.clock,
+        context_provider=base.context_provider,
     )
     return rt, dsn
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -139,6 +139,7 @@ class Runtime:
         listen: bool = True,
         local_dispatch: bool = True,
         clock: Clock | None = None,
+        context_provider: Callable[[Any], Any] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"invalid concurrency {concurrency!r}: must be >= 1")
@@ -159,6 +160,11 @@ class Runtime:
         self.listen = listen
         self.local_dispatch = local_dispatch
         self.clock = clock or SYSTEM_CLOCK
+        if context_provider is not None and not callable(context_provider):
+            raise TypeError(
+                f"invalid context_provider {context_provider!r}: must be a callable (run_info)"
+            )
+        self.context_provider = context_provider
         self._store: PostgresStore | None = None
         self._executor: Executor | None = None
         self._listener: asyncpg.Connection | None = None
@@ -218,6 +224,7 @@ class Runtime:
                 sticky_size=self.sticky_cache,
                 max_payload=self.max_payload,
                 on_finished=self._notify_finished,
+                context_provider=self.context_provider,
             )
             self._executor.start_committer()
             if self.listen:
