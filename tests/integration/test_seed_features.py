@@ -362,7 +362,7 @@ async def test_failing_provider_fails_the_run_naming_it(make_rt: MakeRuntime) ->
 
     async with make_rt(uses_services, context_provider=provider) as rt:
         h = await rt.trigger(uses_services, None)
-        with pytest.raises(WorkflowFailed, match="context_provider failed .*ConnectionError"):
+        with pytest.raises(WorkflowFailed, match=r"context_provider failed .*ConnectionError"):
             await h.result(timeout=10)
         assert [e.kind for e in (await rt.get_run(h.run_id)).history] == ["run_failed"]
 
