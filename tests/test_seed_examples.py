@@ -35,8 +35,9 @@ def _blocks() -> list[tuple[str, str]]:
         before = section[pos : match.start()]
         heading = re.findall(r"^### .*\((seed \d+)\)", before, re.M)
         seed = heading[-1].replace(" ", "") if heading else seed
-        titles = re.findall(r"\*\*(.+?)\*\*", before)
-        title = titles[-1] if titles else f"block{len(blocks)}"
+        lead_in = [p for p in before.split("\n\n") if p.strip()][-1:]  # the paragraph above
+        titles = re.findall(r"\*\*(.+?)\*\*", lead_in[0] if lead_in else "")
+        title = titles[0] if titles else f"block{len(blocks)}"
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40]
         blocks.append((f"{seed}-{slug}", match.group(1)))
         pos = match.end()
