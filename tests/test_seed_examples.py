@@ -49,8 +49,8 @@ BLOCKS = _blocks()
 
 def test_the_section_has_a_block_per_seed_example() -> None:
     seeds = {block_id.split("-")[0] for block_id, _ in BLOCKS}
-    assert {"seed000", "seed001"} <= seeds
-    assert len(BLOCKS) >= 18
+    assert seeds == {"seed000", "seed001", "seed002", "seed003", "seed004"}
+    assert len(BLOCKS) >= 38
     assert len({block_id for block_id, _ in BLOCKS}) == len(BLOCKS)  # readable, unique ids
 
 
