@@ -18,7 +18,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, assert_never
+from typing import TYPE_CHECKING, Any, TypeVar, assert_never, overload
 
 import anyio.to_thread
 import msgspec
@@ -30,7 +30,7 @@ from durable.core.events import EventKind, OpKind
 from durable.core.history import ChildRef, meta_encode
 from durable.core.state import Phase
 from durable.core.vocabulary import TERMINAL, child_key, hook_key, signal_key
-from durable.durations import parse_duration
+from durable.durations import Duration, parse_duration
 from durable.errors import DurableError, PayloadTooLarge, SerializationError, StepFailed
 from durable.retry import RetryPolicy
 from durable.telemetry import enabled as telemetry_enabled
@@ -395,6 +395,10 @@ class Context:
 
     # -- timers -----------------------------------------------------------------------
 
+    @overload
+    def sleep(self, duration: Duration, /) -> Awaitable[None]: ...
+    @overload
+    def sleep(self, name: str, duration: Duration) -> Awaitable[None]: ...
     def sleep(self, name: Any, duration: Any = _NO_DURATION) -> Awaitable[None]:
         """A durable timer: the run suspends and resumes when `duration` has passed.
 
