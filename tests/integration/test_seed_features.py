@@ -370,3 +370,34 @@ async def test_failing_provider_fails_the_run_naming_it(make_rt: MakeRuntime) ->
 def test_context_provider_must_be_callable(dsn: str) -> None:
     with pytest.raises(TypeError, match="context_provider"):
         Runtime(dsn, context_provider={"db": 1})  # type: ignore[arg-type]
+
+
+async def test_should_retry_is_not_asked_again_when_the_run_replays(make_rt: MakeRuntime) -> None:
+    asked: list[int] = []
+    failures = iter([True, True, False])
+
+    def should_retry(error: Exception, attempt: int) -> str:
+        asked.append(attempt)
+        return "200ms"  # long enough for the run to suspend between attempts
+
+    def op() -> str:
+        if next(failures):
+            raise ValueError("not yet")
+        return "done"
+
+    executions: list[str] = []
+
+    @workflow(retry_policy=RetryPolicy(should_retry=should_retry))
+    async def replayed(ctx: Context, _: Any) -> str:
+        executions.append(ctx.run_id)
+        return str(await ctx.step("op", op))
+
+    # No sticky cache: every resume after a suspension replays the history from the start.
+    async with make_rt(replayed, sticky_cache=0) as rt:
+        h = await rt.trigger(replayed, None)
+        assert await h.result(timeout=10) == "done"
+        info = await rt.get_run(h.run_id)
+    assert len(executions) == 3  # the first execution and two replays
+    assert asked == [1, 2]
+    kinds = [e.kind for e in info.history]
+    assert kinds.count("step_failed") == 2 and kinds.count("step_completed") == 1
