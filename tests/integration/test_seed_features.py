@@ -372,8 +372,11 @@ def test_context_provider_must_be_callable(dsn: str) -> None:
         Runtime(dsn, context_provider={"db": 1})  # type: ignore[arg-type]
 
 
-async def test_should_retry_is_not_asked_again_when_the_run_replays(make_rt: MakeRuntime) -> None:
+async def test_should_retry_and_on_error_are_not_called_again_on_replay(
+    make_rt: MakeRuntime,
+) -> None:
     asked: list[int] = []
+    alerted: list[int] = []
     failures = iter([True, True, False])
 
     def should_retry(error: Exception, attempt: int) -> str:
@@ -390,7 +393,9 @@ async def test_should_retry_is_not_asked_again_when_the_run_replays(make_rt: Mak
     @workflow(retry_policy=RetryPolicy(should_retry=should_retry))
     async def replayed(ctx: Context, _: Any) -> str:
         executions.append(ctx.run_id)
-        return str(await ctx.step("op", op))
+        return str(
+            await ctx.step("op", op, on_error=lambda error, attempt: alerted.append(attempt))
+        )
 
     # No sticky cache: every resume after a suspension replays the history from the start.
     async with make_rt(replayed, sticky_cache=0) as rt:
@@ -399,5 +404,6 @@ async def test_should_retry_is_not_asked_again_when_the_run_replays(make_rt: Mak
         info = await rt.get_run(h.run_id)
     assert len(executions) == 3  # the first execution and two replays
     assert asked == [1, 2]
+    assert alerted == [1, 2]
     kinds = [e.kind for e in info.history]
     assert kinds.count("step_failed") == 2 and kinds.count("step_completed") == 1
