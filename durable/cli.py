@@ -245,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log level on stderr (default: INFO)",
     )
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: restart the worker when the app's files change "
+        "(needs durable-pg[reload])",
+    )
     p.set_defaults(handler=_cmd_worker)
 
     runs = sub.add_parser("runs", help="list, show or purge runs")
@@ -675,7 +681,13 @@ def _worker_runtime(app: App, args: argparse.Namespace) -> tuple[Runtime, str]:
         concurrency=args.concurrency or base.concurrency,
         worker=True,
     )
-    rt = Runtime.from_config(config, dsn, workflows=app.workflows, clock=base.clock)
+    rt = Runtime.from_config(
+        config,
+        dsn,
+        workflows=app.workflows,
+        clock=base.clock,
+        context_provider=base.context_provider,
+    )
     return rt, dsn
 
 
@@ -722,8 +734,20 @@ async def _serve(rt: Runtime, dsn: str) -> str | None:
     return received[0] if received else None
 
 
+def _cmd_worker_reload(args: argparse.Namespace) -> int:
+    """`worker APP --reload`: supervise a `worker APP` child (see durable/reload.py)."""
+    from durable import reload
+
+    try:
+        return reload.run_worker(args.app, args.dsn, args.schema, args.log_level, args.concurrency)
+    except LookupError as exc:
+        raise CliError(f"--reload: {exc}", EXIT_USAGE) from None
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     _setup_logging(getattr(logging, args.log_level))
+    if args.reload:
+        return _cmd_worker_reload(args)
     env_dsn = _cli_dsn(args)
     if env_dsn:
         _remember_secrets(env_dsn)

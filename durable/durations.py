@@ -14,6 +14,7 @@ _UNITS = {
     "h": 3600.0,
     "d": 86400.0,
     "w": 604800.0,
+    "y": 31536000.0,  # 365 days: a fixed length, never a calendar year
 }
 _WORD_UNITS = {
     "millisecond": "ms",
@@ -34,8 +35,11 @@ _WORD_UNITS = {
     "week": "w",
     "weeks": "w",
     "w": "w",
+    "year": "y",
+    "years": "y",
+    "y": "y",
 }
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d|w)\s*$")
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d|w|y)\s*$")
 
 Duration = str | int | float | timedelta | dict[str, Any]
 
@@ -69,7 +73,7 @@ def parse_duration(value: Any) -> float:
         if match is None:
             raise ValueError(
                 f"invalid duration {value!r}: expected a number and a unit "
-                "(ms, s, m, h, d, w), e.g. '500ms' or '2h'"
+                "(ms, s, m, h, d, w, y), e.g. '500ms' or '2h'"
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     elif isinstance(value, dict):
@@ -84,7 +88,7 @@ def parse_duration(value: Any) -> float:
         ):
             raise ValueError(
                 f"invalid duration {value!r}: expected {{'amount': number, 'unit': "
-                "'milliseconds'|'seconds'|'minutes'|'hours'|'days'|'weeks'}"
+                "'milliseconds'|'seconds'|'minutes'|'hours'|'days'|'weeks'|'years'}"
             )
         seconds = _float(amount, value) * _UNITS[_WORD_UNITS[unit]]
     else:

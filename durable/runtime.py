@@ -187,6 +187,7 @@ class Runtime:
         local_dispatch: bool = True,
         clock: Clock | None = None,
         store: Store | None = None,
+        context_provider: Callable[[Any], Any] | None = None,
     ) -> None:
         config = RuntimeConfig.build(
             worker=worker,
@@ -202,7 +203,7 @@ class Runtime:
             listen=listen,
             local_dispatch=local_dispatch,
         )
-        self._setup(dsn, config, workflows, clock, store)
+        self._setup(dsn, config, workflows, clock, store, context_provider)
 
     @classmethod
     def from_config(
@@ -213,10 +214,11 @@ class Runtime:
         workflows: Sequence[WorkflowDef] = (),
         clock: Clock | None = None,
         store: Store | None = None,
+        context_provider: Callable[[Any], Any] | None = None,
     ) -> Runtime:
         """A Runtime with these settings (e.g. another runtime's `config`, replaced)."""
         rt = cls.__new__(cls)
-        rt._setup(dsn, config, workflows, clock, store)
+        rt._setup(dsn, config, workflows, clock, store, context_provider)
         return rt
 
     def _setup(
@@ -226,6 +228,7 @@ class Runtime:
         workflows: Sequence[WorkflowDef],
         clock: Clock | None,
         store: Store | None,
+        context_provider: Callable[[Any], Any] | None = None,
     ) -> None:
         if dsn is not None and store is not None:
             raise ValueError("pass either a dsn or a store, not both")
@@ -233,6 +236,11 @@ class Runtime:
         self.config = config
         self.registry = Registry(workflows)
         self.clock = clock or SYSTEM_CLOCK
+        if context_provider is not None and not callable(context_provider):
+            raise TypeError(
+                f"invalid context_provider {context_provider!r}: must be a callable (run_info)"
+            )
+        self.context_provider = context_provider
         self._given_store = store
         self._store: Store | None = None
         self._executor: Executor | None = None
@@ -348,6 +356,7 @@ class Runtime:
                 sticky_size=self.sticky_cache,
                 max_payload=self.max_payload,
                 on_finished=self._notify_finished,
+                context_provider=self.context_provider,
             )
             self._executor.on_changed = self._publish
             self._executor.start_committer()

@@ -68,6 +68,7 @@ async def test_order_processing(dsn: str, schema: str) -> None:
     assert "check-inventory" in out["failure"] and "OutOfStock" in out["failure"]
     assert out["rejected"] is True
     assert out["notifications"] == ["user 7: order 1 confirmed, tracking TRK000001"]
+    assert out["alerts"] == ["payment attempt 1 failed: payment gateway timed out"]
     assert out["stock"] == {101: 3, 102: 1}
 
 

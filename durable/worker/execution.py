@@ -293,6 +293,9 @@ class RunExecution:
 
     async def _main(self) -> Any:
         value = self.defn.convert_input(codec.decode(self.input))
+        # ctx.context is rebuilt here, once per execution (never recorded): a sticky
+        # resume keeps this coroutine and its context; a replay builds a new one.
+        await self.ctx._provide(self.executor.context_provider, value)
         return await self.defn.fn(self.ctx, value)
 
     def resume(self, claimed: ClaimedRun) -> None:

@@ -12,6 +12,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from durable.clock import Clock
 from durable.core.history import History
@@ -39,6 +40,7 @@ class Executor:
         sticky_size: int,
         max_payload: int | None,
         on_finished: Callable[[str, Finish | None], None],
+        context_provider: Callable[[Any], Any] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -52,6 +54,7 @@ class Executor:
         # Observer of local progress (run id, "running" | "suspended" | "finished" |
         # "abandoned"): the runtime's subscribers (the HTTP server's live updates).
         self.on_changed: Callable[[str, str], None] | None = None
+        self.context_provider = context_provider  # builds ctx.context per execution
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.committer = GroupCommitter(store, clock, lease_s=lease_s)
         self.active: dict[str, RunExecution] = {}
