@@ -80,21 +80,21 @@ async def serve(rt: Runtime, dsn: str, host: str, port: int, token: str | None) 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from durable import cli
+    from durable import cli, cli_app
 
     cli._setup_logging(getattr(logging, args.log_level))
     token = os.environ.get("DURABLE_API_TOKEN") or None
     if not is_loopback(args.host) and token is None:
-        raise cli.CliError(
+        raise cli_app.CliError(
             f"refusing to serve on non-loopback host {args.host!r} without a token:"
             " set DURABLE_API_TOKEN",
-            cli.EXIT_USAGE,
+            cli_app.EXIT_USAGE,
         )
     env_dsn = cli._cli_dsn(args)
     if env_dsn:
         cli._remember_secrets(env_dsn)
-    app = cli.load_app(args.app)
+    app = cli_app.load_app(args.app)
     rt, dsn = cli._worker_runtime(app, args)
     cli._remember_secrets(dsn)
     asyncio.run(serve(rt, dsn, args.host, args.port, token))
-    return cli.EXIT_OK
+    return cli_app.EXIT_OK
