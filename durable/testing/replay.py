@@ -474,6 +474,9 @@ async def _drive(defn: WorkflowDef, rec: Recorded, registry: Registry, timeout: 
         task.cancel()
     if left:
         await asyncio.wait(left, timeout=1.0)
+    for task in x.tasks:  # mark every outcome as seen: they are judged below
+        if task.done() and not task.cancelled():
+            task.exception()
     if timed_out:
         raise TimeoutError(
             f"replay of run {rec.run_id!r} did not finish within {timeout:g}s: the workflow "
