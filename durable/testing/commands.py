@@ -18,8 +18,8 @@ from durable.cli import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
-    _client,
     _cli_dsn,
+    _client,
     _out,
     _positive_int,
     _remember_secrets,
@@ -61,7 +61,7 @@ async def _runs_export(rt: Runtime, args: argparse.Namespace) -> None:
     if args.out is None:
         sys.stdout.write(text)
         return
-    Path(args.out).write_text(text)
+    await asyncio.to_thread(Path(args.out).write_text, text)
     _out(f"run {args.run_id} exported to {args.out}")
 
 

@@ -9,11 +9,25 @@ every ctx call is answered from history, and the check stops where history ends.
 
 The export format (``FORMAT``) is versioned JSON::
 
-    {"format": "durable-run/1",
-     "run": {"run_id", "workflow", "version", "status", "error", "parent_run_id",
-             "created_at", "updated_at", "pending", "input", "output",
-             "input_bytes", "output_bytes"},
-     "events": [{"seq", "pos", "kind", "name", "payload", "created_at"}, ...]}
+    {
+        "format": "durable-run/1",
+        "run": {
+            "run_id",
+            "workflow",
+            "version",
+            "status",
+            "error",
+            "parent_run_id",
+            "created_at",
+            "updated_at",
+            "pending",
+            "input",
+            "output",
+            "input_bytes",
+            "output_bytes",
+        },
+        "events": [{"seq", "pos", "kind", "name", "payload", "created_at"}, ...],
+    }
 
 `input`/`output` are the decoded values, for people; `input_bytes`, `output_bytes` and
 each event's `payload` are the stored bytes in hex (or null), the authority, so a
@@ -34,7 +48,7 @@ import msgspec
 
 from durable import codec
 from durable.context import Context
-from durable.core.events import RUN_POS, Event, EventKind, OpKind
+from durable.core.events import OP_OF_EVENT, RUN_POS, Event, EventKind, OpKind
 from durable.core.history import History
 from durable.errors import NonDeterminismError, ValidationError, WorkflowNotFound
 from durable.workflow import Registry, WorkflowDef
@@ -257,13 +271,8 @@ def _describe(event: Event) -> str:
     return f"{op} {event.name!r} (event seq {event.seq}, {event.kind})"
 
 
-def _op_names() -> dict[str, str]:
-    from durable.core.events import OP_OF_EVENT
-
-    return {kind: op.value for kind, op in OP_OF_EVENT.items()}
-
-
-OP_NAMES = _op_names()
+OP_NAMES: dict[str, str] = {kind: op.value for kind, op in OP_OF_EVENT.items()}
+"""The ctx operation each event kind belongs to, as misfit reports name it."""
 
 
 # -- the coupling to the engine ------------------------------------------------------------
@@ -460,7 +469,11 @@ class ReplayResult:
 async def _drive(defn: WorkflowDef, rec: Recorded, registry: Registry, timeout: float) -> Any:
     x = ReplayExecution(defn, rec, registry)
     value = defn.convert_input(codec.decode(rec.input))
-    main = asyncio.create_task(defn.fn(x.ctx, value))
+
+    async def run() -> Any:
+        return await defn.fn(x.ctx, value)
+
+    main: asyncio.Task[Any] = asyncio.create_task(run())
     x.tasks.add(main)
     done, _ = await asyncio.wait({main}, timeout=timeout)
     # Branches of gather/parallel may still be running after the main task ended (a
@@ -599,4 +612,3 @@ async def check_recorded(
         except ReplayDivergence as exc:
             misfits.append(Misfit(rec.run_id, source, exc.position, exc.asked, exc.recorded))
     return count, misfits
-

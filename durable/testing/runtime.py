@@ -79,7 +79,9 @@ class TestRuntime(Runtime):
         self.virtual_clock = VirtualClock(start.astimezone(UTC))
         # worker=False: no claim loop and no scheduler loop (both sleep in real time);
         # the driver below executes runs and fires schedules instead.
-        super().__init__(dsn, workflows=workflows, worker=False, clock=self.virtual_clock, **options)
+        super().__init__(
+            dsn, workflows=workflows, worker=False, clock=self.virtual_clock, **options
+        )
         self._lock = asyncio.Lock()
         self._poked = asyncio.Event()
         self._skip_waiters = 0

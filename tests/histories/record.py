@@ -95,7 +95,7 @@ async def _record(rt: Runtime) -> None:
 
     h = await rt.trigger(w.family, 21)
     info = await _until(rt, h.run_id, _has("child_started", "child_wait"))
-    waiting = [c for c in await rt.get_child_runs(h.run_id) if c.workflow == "child_wait"][0]
+    waiting = next(c for c in await rt.get_child_runs(h.run_id) if c.workflow == "child_wait")
     await _until(rt, waiting.run_id, _suspended)
     await rt.cancel(waiting.run_id)
     await h.result(timeout=30)
