@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from durable import Context, RetryPolicy, Schedule, workflow
+from durable import Context, RetryPolicy, Schedule, WorkflowCancelled, workflow
 from durable.testing import TestRuntime
 
 START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
@@ -205,3 +205,39 @@ def test_bad_arguments() -> None:
         TestRuntime(start=datetime(2030, 1, 1))  # noqa: DTZ001 - the point of the test
     with pytest.raises(TypeError, match="worker"):
         TestRuntime(worker=True)
+
+
+@workflow(name="nap")
+async def nap(ctx: Context, days: int) -> str:
+    await ctx.sleep("nap", f"{days}d")
+    return ctx.now().isoformat()
+
+
+@workflow(name="supervisor")
+async def supervisor(ctx: Context, _: Any) -> Any:
+    woke = await ctx.child(nap, 2)
+    hook = await ctx.create_hook("confirm")
+    answer = await hook.wait(timeout="3d")
+    return {"child_woke": woke, "answer": answer, "done": ctx.now().isoformat()}
+
+
+async def test_children_and_hook_timeouts_skip_time(store_kwargs: Any) -> None:
+    async with TestRuntime(workflows=[nap, supervisor], start=START, **store_kwargs()) as rt:
+        h = await rt.trigger(supervisor)
+        assert await h.result(timeout=10) == {
+            "child_woke": (START + timedelta(days=2)).isoformat(),
+            "answer": None,
+            "done": (START + timedelta(days=5)).isoformat(),
+        }
+
+
+async def test_cancel_and_sweep_under_the_virtual_clock(store_kwargs: Any) -> None:
+    async with TestRuntime(workflows=[nap], start=START, **store_kwargs()) as rt:
+        h = await rt.trigger(nap, 1)
+        await rt.sweep()  # (the background driver may have taken it first)
+        assert await h.status() == "suspended"  # at its timer, which is not due
+        assert await rt.sweep() == 0
+        await rt.cancel(h.run_id)
+        with pytest.raises(WorkflowCancelled):
+            await h.result(timeout=5)
+        assert rt.now() == START
