@@ -290,7 +290,9 @@ class _Scope:
         self._x = x
 
     def __enter__(self) -> None:
-        if self._x.stopped or self._x.divergence is not None:
+        # Only a divergence ends every branch. Where one branch of a gather stopped (at
+        # the end of history), its siblings hold positions of their own, still checked.
+        if self._x.divergence is not None:
             raise _Stop
         task = asyncio.current_task()
         if task is not None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from durable import Context, NonDeterminismError, Runtime, ValidationError, workflow
+from durable import Context, NonDeterminismError, Runtime, ValidationError, codec, workflow
+from durable.core.history import Until, meta_encode
 from durable.testing import ReplayDivergence, replay
 
 CALLS: list[str] = []
@@ -152,3 +154,51 @@ def test_bad_arguments() -> None:
     doc["events"] = [{"seq": 1, "pos": 0, "kind": "step_completed", "name": "x", "payload": "zz"}]
     with pytest.raises(ValidationError, match="hex"):
         replay(gate, doc)
+
+
+def _doc(workflow_name: str, events: list[tuple[int, str, str, bytes | None]]) -> dict[str, Any]:
+    return {
+        "format": "durable-run/1",
+        "run": {
+            "run_id": "r1",
+            "workflow": workflow_name,
+            "version": "1",
+            "status": "suspended",
+            "input_bytes": codec.encode(None).hex(),
+        },
+        "events": [
+            {"seq": i + 1, "pos": pos, "kind": kind, "name": name, "payload": _hex(p)}
+            for i, (pos, kind, name, p) in enumerate(events)
+        ],
+    }
+
+
+def _hex(data: bytes | None) -> str | None:
+    return None if data is None else data.hex()
+
+
+@workflow(name="branches")
+async def branches(ctx: Context, _: Any) -> Any:
+    return await asyncio.gather(ctx.sleep("tick", "1h"), ctx.step("two", _work, "2"))
+
+
+@workflow(name="branches")
+async def branches_renamed(ctx: Context, _: Any) -> Any:
+    return await asyncio.gather(ctx.sleep("tick", "1h"), ctx.step("deux", _work, "2"))
+
+
+def test_a_branch_still_waiting_does_not_hide_a_sibling_divergence() -> None:
+    until = datetime.now(UTC) + timedelta(hours=1)
+    doc = _doc(
+        "branches",
+        [
+            (0, "timer_started", "tick", meta_encode(Until(until))),
+            (1, "step_completed", "two", codec.encode("2")),
+        ],
+    )
+    CALLS.clear()
+    assert replay(branches, doc).stopped_at == 0  # the open timer
+    with pytest.raises(ReplayDivergence) as caught:
+        replay(branches_renamed, doc)
+    assert (caught.value.position, caught.value.asked) == (1, "step 'deux'")
+    assert CALLS == []
