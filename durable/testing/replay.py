@@ -196,7 +196,8 @@ def load_file(path: str | Path) -> Recorded:
 
 def _from_info(info: RunInfo) -> Recorded:
     # RunInfo holds decoded payloads: encoding them again gives the stored bytes back
-    # (one codec, deterministic for the same value), engine metadata included.
+    # (one codec, deterministic for the same value), engine metadata included. An
+    # encoded null comes back as no payload: both decode to None, so replay is unmoved.
     return Recorded(
         run_id=info.run_id,
         workflow=info.workflow,

@@ -9,14 +9,16 @@ diverges.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from durable import NonDeterminismError
+from durable import Event, NonDeterminismError, RunInfo, RunStatus, codec
 from durable.core.events import EventKind
 from durable.testing import replay
-from durable.testing.replay import ReplayDivergence, load_file
+from durable.testing.replay import ReplayDivergence, load_file, to_recorded
 
 from . import workflows as w
 
@@ -67,3 +69,34 @@ def test_the_code_that_parked_a_run_still_misfits_its_history() -> None:
         replay(w.drifting_changed, HERE / "parked.json")
     assert caught.value.position == 0
     assert caught.value.asked == "step 'a_renamed'"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+def test_a_runinfo_gives_back_the_stored_bytes(path: Path) -> None:
+    """`replay(wf, rt.get_run(id))` re-encodes decoded payloads: they must be the bytes
+    the engine stored, engine metadata (times, failures, child refs) included."""
+    rec = load_file(path)
+    info = RunInfo(
+        run_id=rec.run_id,
+        workflow=rec.workflow,
+        version=rec.version,
+        status=RunStatus(rec.status),
+        input=codec.decode(rec.input),
+        output=None,
+        error=rec.error,
+        pending=[],
+        history=[
+            Event(e.seq, e.kind, e.name, codec.decode(e.payload), e.created_at, e.pos)
+            for e in rec.events
+        ],
+        parent_run_id=rec.parent_run_id,
+        created_at=datetime.now(UTC),
+        updated_at=datetime.now(UTC),
+    )
+    again = to_recorded(info)
+    null = codec.encode(None)  # decoded, an encoded null and "no payload" are both None
+    assert again.events == [
+        msgspec.structs.replace(e, payload=None) if e.payload == null else e for e in rec.events
+    ]
+    assert again.input == rec.input
+    replay(BY_NAME[rec.workflow], info, workflows=w.WORKFLOWS)
