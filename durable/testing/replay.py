@@ -135,10 +135,6 @@ class Recorded(msgspec.Struct, frozen=True):
     input: bytes | None
     events: list[Event]
 
-    @property
-    def terminal(self) -> Event | None:
-        return next((e for e in reversed(self.events) if e.pos == RUN_POS), None)
-
 
 def _event_from_json(raw: Any, i: int) -> Event:
     if not isinstance(raw, dict):
@@ -268,6 +264,8 @@ class ReplayDivergence(NonDeterminismError):
 
 
 def _describe(event: Event) -> str:
+    if event.pos == RUN_POS:
+        return f"{event.kind} (event seq {event.seq})"
     op = OP_NAMES.get(event.kind, event.kind)
     return f"{op} {event.name!r} (event seq {event.seq}, {event.kind})"
 
@@ -614,4 +612,10 @@ async def check_recorded(
             await _drive(defn, rec, registry, 30.0)
         except ReplayDivergence as exc:
             misfits.append(Misfit(rec.run_id, source, exc.position, exc.asked, exc.recorded))
+        except Exception as exc:
+            # The code cannot even be driven over this run (its input no longer fits
+            # the schema, it awaits something other than ctx calls...): a misfit too.
+            misfits.append(
+                Misfit(rec.run_id, source, None, f"{type(exc).__name__}: {exc}", "the run")
+            )
     return count, misfits

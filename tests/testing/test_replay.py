@@ -11,11 +11,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from durable import Context, NonDeterminismError, Runtime, ValidationError, codec, workflow
 from durable.core.history import Until, meta_encode
 from durable.testing import ReplayDivergence, replay
+from durable.testing.replay import check_recorded, load_document
 
 CALLS: list[str] = []
 
@@ -202,3 +204,24 @@ def test_a_branch_still_waiting_does_not_hide_a_sibling_divergence() -> None:
         replay(branches_renamed, doc)
     assert (caught.value.position, caught.value.asked) == (1, "step 'deux'")
     assert CALLS == []
+
+
+class Order(msgspec.Struct):
+    order_id: int
+
+
+@workflow(name="branches", schema=Order)
+async def branches_with_schema(ctx: Context, order: Order) -> Any:
+    return order.order_id
+
+
+async def test_check_recorded_reports_runs_the_code_cannot_drive() -> None:
+    doc = _doc("branches", [])  # recorded with input null, which Order refuses
+    count, misfits = await check_recorded([branches_with_schema], [("f.json", load_document(doc))])
+    assert count == 1
+    assert [(m.run_id, m.source, m.position) for m in misfits] == [("r1", "f.json", None)]
+    assert "ValidationError" in misfits[0].asked
+    count, misfits = await check_recorded([branches], [("f.json", load_document(doc))])
+    assert (count, misfits) == (1, [])
+    count, misfits = await check_recorded([pipeline], [("f.json", load_document(doc))])
+    assert misfits[0].recorded == "no such workflow"
