@@ -538,6 +538,14 @@ class Runtime:
         ]
         return _info(rec, history)
 
+    async def export_run(self, run_id: str) -> dict[str, Any]:
+        """The run and its full history with the stored payload bytes, as `durable runs
+        export` writes it (format in durable.testing.replay), for offline replay checks."""
+        from durable.testing.replay import export_document
+
+        rec = await self._record(run_id)
+        return export_document(rec, await self.store.load_events(run_id))
+
     async def list_runs(
         self, workflow: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[RunInfo]:
