@@ -42,7 +42,7 @@ import json
 from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import msgspec
 
@@ -50,7 +50,9 @@ from durable import codec
 from durable.context import Context
 from durable.core.events import OP_OF_EVENT, RUN_POS, Event, EventKind, OpKind
 from durable.core.history import History
+from durable.core.state import RunState
 from durable.errors import NonDeterminismError, ValidationError, WorkflowNotFound
+from durable.telemetry import RunTelemetry
 from durable.workflow import Registry, WorkflowDef
 
 if TYPE_CHECKING:
@@ -284,6 +286,40 @@ class _Stop(BaseException):
     """
 
 
+class _ReplayState(RunState):
+    """The engine's RunState, with the two points where a live run would act turned
+    into the end of the replay.
+
+    Positions, seqs and history lookups are RunState's own (the same rules the worker
+    replays by); only what happens when they run out differs: where history holds
+    nothing at a position (`lookup` finds no event) the code would go live, and where a
+    step attempt is about to start (`begin_attempt`, e.g. a retry recorded without a
+    due time) its body would run. Replay decides there whether the code fits and stops.
+    """
+
+    def __init__(self, x: ReplayExecution, history: History) -> None:
+        super().__init__(x.run_id, x.defn.name, history)
+        self._replay = x
+
+    def lookup(self, pos: int, kind: OpKind, name: str) -> Sequence[Event]:
+        x = self._replay
+        asked = f"{kind.value} {name!r}"
+        x.asked = (pos, asked)
+        try:
+            events = super().lookup(pos, kind, name)
+        except NonDeterminismError:
+            first = next(e for e in self.history.events if e.pos == pos)
+            raise x.diverge(pos, asked, _describe(first)) from None
+        if not events:
+            x.going_live(pos, asked)
+        return events
+
+    def begin_attempt(self, now: datetime | None) -> None:
+        # Never reached through a live position (lookup stopped there): a recorded
+        # retry that is due at once. The run was about to run the body: it fits here.
+        self._replay.stop(self._replay.asked[0])
+
+
 class _Scope:
     def __init__(self, x: ReplayExecution) -> None:
         self._x = x
@@ -302,36 +338,30 @@ class _Scope:
 
 
 class ReplayExecution:
-    """Stands in for `durable.worker.execution.RunExecution` under `Context`, offline.
+    """Implements `durable.run_io.RunIO` under `Context`, offline: the whole coupling of
+    offline replay to the engine.
 
-    This is the whole coupling of offline replay to the engine. `Context` uses these
-    members of its execution: `run_id`, `parent_run_id`, `defn`, `replaying`, `closing`,
-    `telemetry`, `op()`, `history_at()`, `going_live()`, `event()`, `record()`,
-    `append()`, `check_limits()`, `check_payload()`, `wait_until()`, `park()`,
-    `take_message()`, `create_hook()`, `start_child()`, `child_outcome()`,
-    `resolve_workflow()`, `new_run_id()`, `now()`, `cancellation_delivered()`; and
-    replay reads `Context._pos` (the next position) as the engine does. Answers from
-    history come from `Context` itself; every path that would do I/O or record
-    something ends the replay here instead (`_Stop`), after deciding whether reaching
-    it fits the history.
+    `Context` asks `durable.core.decide` what each ctx call does, from the events its
+    `RunState` (here `_ReplayState`) finds in history, exactly as in a worker. Every
+    path that would do I/O, record something or run a step body ends the replay here
+    instead (`_Stop`), after deciding whether reaching it fits the history: going live
+    at the end of history fits unless the run had finished by its code; an open wait
+    (timer, signal, hook, child, retry) fits.
     """
-
-    replaying = True
-    closing = False
-    telemetry = None
 
     def __init__(self, defn: WorkflowDef, rec: Recorded, registry: Registry) -> None:
         self.defn = defn
         self.rec = rec
         self.run_id = rec.run_id
         self.parent_run_id = rec.parent_run_id
-        self.history = History(rec.events)
         self.registry = registry
+        self.telemetry = RunTelemetry(defn.name, defn.version, rec.run_id)
         self.stopped: int | None = None  # position where replay ended, if it did
         self.divergence: ReplayDivergence | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
-        self._asked: tuple[int, str] = (0, "")
-        terminal = self.history.terminal
+        self.asked: tuple[int, str] = (0, "")  # the last position looked up, and what
+        history = History(rec.events)
+        terminal = history.terminal
         self.finished_by_code = terminal is not None and (
             terminal.kind == EventKind.RUN_COMPLETED
             or (
@@ -339,11 +369,22 @@ class ReplayExecution:
                 and not str(codec.decode(terminal.payload) or "").startswith(_LIMIT_ERRORS)
             )
         )
-        self.ctx = Context(self)  # type: ignore[arg-type]
+        self.state: RunState = _ReplayState(self, history)
+        self.ctx = Context(self)
+
+    @property
+    def history(self) -> History:
+        return self.state.history
+
+    @property
+    def next_position(self) -> int:
+        """The position the code's next ctx call would take."""
+        return self.state.next_pos
 
     # -- decisions -------------------------------------------------------------------
 
-    def diverge(self, position: int, asked: str, recorded: str) -> None:
+    def diverge(self, position: int, asked: str, recorded: str) -> ReplayDivergence:
+        """Note the first divergence (later ones are consequences) and return it."""
         if self.divergence is None:
             self.divergence = ReplayDivergence(
                 run_id=self.run_id,
@@ -352,76 +393,75 @@ class ReplayExecution:
                 asked=asked,
                 recorded=recorded,
             )
+        return self.divergence
 
-    def op(self) -> _Scope:
-        return _Scope(self)
-
-    def history_at(self, pos: int, kind: OpKind, name: str) -> Sequence[Event]:
-        self._asked = (pos, f"{kind.value} {name!r}")
-        try:
-            return self.history.at(pos, kind, name)
-        except NonDeterminismError:
-            first = next(e for e in self.history.events if e.pos == pos)
-            self.diverge(pos, f"{kind.value} {name!r}", _describe(first))
-            raise self.divergence from None  # type: ignore[misc]
-
-    def going_live(self) -> None:
+    def going_live(self, pos: int, asked: str) -> NoReturn:
         """The code asks past the recorded history: fits unless the run had finished."""
-        pos, asked = self._asked
         if self.finished_by_code:
             terminal = self.history.terminal
             assert terminal is not None
             self.diverge(pos, asked, f"nothing more: the run ended ({terminal.kind})")
-        elif self.stopped is None:
-            self.stopped = pos
-        raise _Stop
+        self.stop(pos)
 
-    def _open_wait(self, pos: int) -> Any:
-        # A wait started in history and never resolved there: the run was (or is)
-        # waiting here, so the code fits up to this point.
+    def stop(self, pos: int) -> NoReturn:
+        """Replay ends at `pos` (history ends or waits there): the code fits so far."""
         if self.stopped is None:
             self.stopped = pos
         raise _Stop
 
-    async def wait_until(self, pos: int, kind: str, name: str, until: datetime) -> None:
-        self._open_wait(pos)
+    # -- RunIO ------------------------------------------------------------------------
 
-    async def park(
-        self, pos: int, kind: str, name: str, until: datetime | None, key: str | None
-    ) -> None:
-        self._open_wait(pos)
-
-    async def take_message(self, kind: str, name: str, make_event: Any) -> Any:
-        self._open_wait(self._asked[0])
-
-    async def child_outcome(self, run_id: str) -> Any:
-        self._open_wait(self._asked[0])
-
-    # -- everything that would write: unreachable once going_live() stopped -----------
-
-    def _unreachable(self, *_args: Any, **_kwargs: Any) -> Any:
-        raise _Stop
-
-    event = record = check_payload = _unreachable
-    new_run_id = _unreachable
-
-    async def append(self, event: Event) -> None:
-        raise _Stop
-
-    async def create_hook(self, event: Event, token: str, name: str) -> None:
-        raise _Stop
-
-    async def start_child(self, *_args: Any) -> None:
-        raise _Stop
-
-    def check_limits(self) -> None:
-        return None
-
-    def cancellation_delivered(self) -> None:
-        return None
+    def op(self) -> _Scope:
+        return _Scope(self)
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    # A wait started in history and never resolved there: the run was (or is) waiting
+    # here, so the code fits up to this point.
+
+    async def wait_until(self, pos: int, kind: str, name: str, until: datetime) -> NoReturn:
+        self.stop(pos)
+
+    async def park(
+        self, pos: int, kind: str, name: str, until: datetime | None, key: str | None
+    ) -> NoReturn:
+        self.stop(pos)
+
+    async def take_message(
+        self, kind: str, name: str, make_event: Callable[[bytes | None], Event]
+    ) -> NoReturn:
+        self.stop(self.asked[0])
+
+    async def child_outcome(self, run_id: str) -> NoReturn:
+        self.stop(self.asked[0])
+
+    # Everything that would write: unreachable, since `_ReplayState.lookup` stops where
+    # history holds nothing. Kept as stops so that a change in Context cannot make a
+    # replay write or run anything.
+
+    def record(self, event: Event) -> NoReturn:
+        raise _Stop
+
+    async def append(self, event: Event) -> NoReturn:
+        raise _Stop
+
+    async def create_hook(self, event: Event, token: str, name: str) -> NoReturn:
+        raise _Stop
+
+    async def start_child(
+        self, event: Event, defn: WorkflowDef, child_id: str, data: bytes
+    ) -> NoReturn:
+        raise _Stop
+
+    def new_run_id(self) -> NoReturn:
+        raise _Stop
+
+    def check_payload(self, data: bytes, what: str) -> NoReturn:
+        raise _Stop
+
+    def cancellation_delivered(self) -> None:
+        return None
 
     def resolve_workflow(self, workflow: WorkflowDef | str) -> WorkflowDef:
         if isinstance(workflow, WorkflowDef):
@@ -431,10 +471,6 @@ class ReplayExecution:
             return self.registry.get(workflow)
         # Offline, a child named by string needs no code: only its name is checked.
         return WorkflowDef(_no_code, name=workflow)
-
-    @property
-    def next_position(self) -> int:
-        return self.ctx._pos
 
 
 async def _no_code(ctx: Context, input: Any) -> Any:  # pragma: no cover - never run
@@ -504,18 +540,16 @@ async def _drive(defn: WorkflowDef, rec: Recorded, registry: Registry, timeout: 
     terminal = x.history.terminal
     if exc is not None:
         if terminal is not None and terminal.kind == EventKind.RUN_COMPLETED:
-            x.diverge(
+            raise x.diverge(
                 x.next_position,
                 f"an end by {type(exc).__name__}: {exc}",
                 f"the run completed ({_describe(terminal)})",
             )
-            raise x.divergence  # type: ignore[misc]
         return ReplayResult(rec.run_id, x.next_position, None)
     missing = x.history.unvisited_after(x.next_position)
     if missing:
         first = min(missing, key=lambda e: e.seq)
-        x.diverge(first.pos, "nothing more (the workflow returned)", _describe(first))
-        raise x.divergence  # type: ignore[misc]
+        raise x.diverge(first.pos, "nothing more (the workflow returned)", _describe(first))
     return ReplayResult(rec.run_id, x.next_position, None)
 
 

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from durable import Context, NonDeterminismError, Runtime, ValidationError, codec, workflow
-from durable.core.history import Until, meta_encode
+from durable.core.history import StepFailure, Until, meta_encode
 from durable.testing import ReplayDivergence, replay
 from durable.testing.replay import check_recorded, load_document
 
@@ -225,3 +225,25 @@ async def test_check_recorded_reports_runs_the_code_cannot_drive() -> None:
     assert (count, misfits) == (1, [])
     count, misfits = await check_recorded([pipeline], [("f.json", load_document(doc))])
     assert misfits[0].recorded == "no such workflow"
+
+
+@workflow(name="flaky")
+async def flaky(ctx: Context, _: Any) -> Any:
+    return await ctx.step("call", _work, "c")
+
+
+def test_a_recorded_retry_stops_the_replay_without_running_the_step() -> None:
+    # A retry with a due time is an open wait; one recorded without (due at once) would
+    # start the next attempt: replay must stop before the body either way.
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    CALLS.clear()
+    for retry_at in (later, None):
+        failure = StepFailure(1, "OSError", "down", final=False, retry_at=retry_at)
+        doc = _doc("flaky", [(0, "step_failed", "call", meta_encode(failure))])
+        result = replay(flaky, doc)
+        assert (result.stopped_at, result.positions) == (0, 1)
+    assert CALLS == []
+    # The same history under a renamed step is a misfit at position 0.
+    with pytest.raises(ReplayDivergence) as caught:
+        replay(pipeline, {**doc, "run": {**doc["run"], "workflow": "pipeline"}})
+    assert (caught.value.position, caught.value.asked) == (0, "step 'first'")
