@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -170,7 +170,7 @@ class Runtime:
         workflows: Sequence[WorkflowDef] = (),
         clock: Clock | None = None,
         store: Store | None = None,
-    ) -> Runtime:
+    ) -> Self:
         """A Runtime with these settings (e.g. another runtime's `config`, replaced)."""
         rt = cls.__new__(cls)
         rt._setup(dsn, config, workflows, clock, store)

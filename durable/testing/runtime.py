@@ -23,11 +23,16 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
+
+import msgspec
 
 from durable.clock import Clock
+from durable.config import RuntimeConfig
 from durable.durations import parse_duration
 from durable.runtime import RunHandle, Runtime
+from durable.schedules import Scheduler, declared_schedules
+from durable.store import MEMORY_URL, Store
 from durable.workflow import WorkflowDef
 
 log = logging.getLogger("durable.testing")
@@ -54,10 +59,13 @@ class VirtualClock(Clock):
 class TestRuntime(Runtime):
     """A `Runtime` on a virtual clock; see the module docstring.
 
-    `TestRuntime(workflows=[...], dsn="memory://", start=None, **runtime_options)`;
-    `start` (an aware datetime) is where the clock begins, the real now by default.
-    Other keyword arguments go to `Runtime` (`schema=`, `concurrency=`, ...), except
-    `worker` and `clock`, which this runtime owns.
+    `TestRuntime(workflows=[...], dsn=None, start=None, **runtime_options)`; `dsn`
+    defaults to `"memory://"` (unless `store=` is given); `start` (an aware datetime) is
+    where the clock begins, the real now by default. Other keyword arguments go to
+    `Runtime` (`schema=`, `store=`, `concurrency=`, ...), except `worker` and `clock`,
+    which this runtime owns. `TestRuntime.from_config(config, ...)` works too: it
+    runs with `worker=False` whatever `config` says, and takes a `VirtualClock` (or
+    none: one starting at the real now).
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -65,7 +73,7 @@ class TestRuntime(Runtime):
     def __init__(
         self,
         workflows: Sequence[WorkflowDef] = (),
-        dsn: str | None = "memory://",
+        dsn: str | None = None,
         start: datetime | None = None,
         **options: Any,
     ) -> None:
@@ -76,24 +84,38 @@ class TestRuntime(Runtime):
             start = datetime.now(UTC)
         elif not isinstance(start, datetime) or start.tzinfo is None:
             raise ValueError(f"invalid start {start!r}: TestRuntime needs an aware datetime")
-        self.virtual_clock = VirtualClock(start.astimezone(UTC))
+        clock = VirtualClock(start.astimezone(UTC))
+        super().__init__(dsn, workflows=workflows, worker=False, clock=clock, **options)
+
+    def _setup(
+        self,
+        dsn: str | None,
+        config: RuntimeConfig,
+        workflows: Sequence[WorkflowDef],
+        clock: Clock | None,
+        store: Store | None,
+    ) -> None:
+        # Both `__init__` and `Runtime.from_config` (which skips `__init__`) end here.
+        if clock is None:
+            clock = VirtualClock(datetime.now(UTC))
+        if not isinstance(clock, VirtualClock):
+            raise TypeError(f"TestRuntime runs on a VirtualClock, not {clock!r}")
+        if dsn is None and store is None:
+            dsn = MEMORY_URL
         # worker=False: no claim loop and no scheduler loop (both sleep in real time);
         # the driver below executes runs and fires schedules instead.
-        super().__init__(
-            dsn, workflows=workflows, worker=False, clock=self.virtual_clock, **options
-        )
+        super()._setup(dsn, msgspec.structs.replace(config, worker=False), workflows, clock, store)
+        self.virtual_clock = clock
         self._lock = asyncio.Lock()
         self._poked = asyncio.Event()
         self._skip_waiters = 0
         self._driver: asyncio.Task[None] | None = None
-        self._ticker: Any = None
+        self._ticker: Scheduler | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
-    async def __aenter__(self) -> TestRuntime:
+    async def __aenter__(self) -> Self:
         await super().__aenter__()
-        from durable.schedules import Scheduler
-
         self._ticker = Scheduler(self)
         self._driver = asyncio.create_task(self._drive(), name="durable-test-driver")
         return self
@@ -145,7 +167,8 @@ class TestRuntime(Runtime):
     # -- the driver -------------------------------------------------------------------
 
     async def _pass(self) -> int:
-        started = int(await self._ticker.tick())
+        assert self._ticker is not None, "TestRuntime is not started"
+        started = await self._ticker.tick()
         return started + await self.executor.run_pass()
 
     async def _settle(self) -> int:
@@ -163,9 +186,12 @@ class TestRuntime(Runtime):
         ready = await self.store.next_ready_at(self.registry.keys())
         if ready is not None:
             times.append(ready)
-        for s in await self.list_schedules():
-            if s.active and not s.paused:
-                times.append(s.next_fire_at)
+        # Only the schedules this runtime fires: another app's in the same schema never
+        # fire here, so time must not jump to them.
+        names = sorted(declared_schedules(self))
+        fire = await self.store.next_schedule_due(names) if names else None
+        if fire is not None:
+            times.append(fire)
         return min(times, default=None)
 
     async def _skip(self) -> bool:

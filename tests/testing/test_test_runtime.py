@@ -13,7 +13,11 @@ from typing import Any
 import pytest
 
 from durable import Context, RetryPolicy, Schedule, WorkflowCancelled, workflow
-from durable.testing import TestRuntime
+from durable.clock import SYSTEM_CLOCK
+from durable.config import RuntimeConfig
+from durable.store import MEMORY_URL
+from durable.store.memory import MemoryStore
+from durable.testing import TestRuntime, VirtualClock
 
 START = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -80,10 +84,13 @@ ALL = [long_sleep, await_approval, daily_report, flaky, two_timers]
 
 
 @pytest.fixture
-def store_kwargs(dsn: str, schema: str) -> Callable[[], dict[str, Any]]:
-    """Where TestRuntime keeps its data. The default (`memory://`) joins this list once
-    the in-memory store is merged; every test here then runs on both."""
-    return lambda: {"dsn": dsn, "schema": schema}
+def store_kwargs(store_dsn: str, request: pytest.FixtureRequest) -> Callable[[], dict[str, Any]]:
+    """Where TestRuntime keeps its data: every test here runs on PostgreSQL (the test's
+    schema) and on the default, `memory://` (nothing passed)."""
+    if store_dsn == MEMORY_URL:
+        return lambda: {}
+    schema = request.getfixturevalue("schema")
+    return lambda: {"dsn": store_dsn, "schema": schema}
 
 
 def _rt(store_kwargs: Callable[[], dict[str, Any]], **kw: Any) -> TestRuntime:
@@ -241,3 +248,23 @@ async def test_cancel_and_sweep_under_the_virtual_clock(store_kwargs: Any) -> No
         with pytest.raises(WorkflowCancelled):
             await h.result(timeout=5)
         assert rt.now() == START
+
+
+async def test_from_config_and_a_given_store() -> None:
+    # Runtime.from_config skips __init__: the subclass still gets its clock, its driver
+    # state and worker=False (a worker's config says worker=True).
+    rt = TestRuntime.from_config(
+        RuntimeConfig(worker=True), workflows=[nap], clock=VirtualClock(START)
+    )
+    assert isinstance(rt, TestRuntime)
+    assert (rt.worker, rt.now(), rt.clock) == (False, START, rt.virtual_clock)
+    async with rt:
+        h = await rt.trigger(nap, 3)
+        assert await h.result(timeout=10) == (START + timedelta(days=3)).isoformat()
+    with pytest.raises(TypeError, match="VirtualClock"):
+        TestRuntime.from_config(RuntimeConfig(), clock=SYSTEM_CLOCK)
+    store = MemoryStore()
+    async with TestRuntime(workflows=[nap], start=START, store=store) as rt:
+        h = await rt.trigger(nap, 1)
+        assert await h.result(timeout=10) == (START + timedelta(days=1)).isoformat()
+    assert (await store.get_run(h.run_id)) is not None  # it ran on the given store
