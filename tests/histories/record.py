@@ -2,6 +2,9 @@
 
     DURABLE_DSN=postgresql://postgres@127.0.0.1:5432/postgres python -m tests.histories.record
 
+(`DURABLE_DSN=memory://` records on the in-memory store: same histories, no database.
+On PostgreSQL the runs go to a fresh schema `record_histories`, dropped first.)
+
 Writes one export-format file (`durable runs export`, see durable.testing.replay) per
 recorded run, `<name>.json`, and the legacy `order_v1.jsonl` that
 test_recorded_histories.py loads into a database. Together the files hold every event
@@ -17,7 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from durable import RunInfo, Runtime
+import asyncpg
+
+from durable import RunInfo, Runtime, WorkflowDef
+from durable.store import MEMORY_URL
+from durable.store.memory import MemoryStore
 
 from . import workflows as w
 
@@ -117,23 +124,42 @@ async def _record(rt: Runtime) -> None:
     await _save(rt, h.run_id, "cancelled")
 
 
-async def _record_parked(dsn: str) -> None:
+async def _record_parked(runtime: Callable[[list[WorkflowDef]], Runtime]) -> None:
     """`drifting` suspends on its signal; a worker with changed code then parks it."""
-    async with Runtime(dsn, schema=SCHEMA, workflows=[w.drifting]) as rt:
+    async with runtime([w.drifting]) as rt:
         h = await rt.trigger(w.drifting, None)
         await _until(rt, h.run_id, _suspended)
-    async with Runtime(dsn, schema=SCHEMA, workflows=[w.drifting_changed]) as rt:
+    async with runtime([w.drifting_changed]) as rt:
         await rt.signal(h.run_id, "go")
         await _until(rt, h.run_id, lambda i: i.status == "failed")
         await _save(rt, h.run_id, "parked")
 
 
+async def _fresh_schema(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    finally:
+        await conn.close()
+
+
 async def main() -> None:
     dsn = os.environ["DURABLE_DSN"]
-    async with Runtime(dsn, schema=SCHEMA, workflows=w.WORKFLOWS) as rt:
-        await rt.store.pool.execute("TRUNCATE runs, events, inbox, hooks")
+    # Every runtime of one recording shares its data (the parked run needs a restart).
+    if dsn == MEMORY_URL:
+        store = MemoryStore()
+
+        def runtime(workflows: list[WorkflowDef]) -> Runtime:
+            return Runtime(store=store, workflows=workflows)
+    else:
+        await _fresh_schema(dsn)
+
+        def runtime(workflows: list[WorkflowDef]) -> Runtime:
+            return Runtime(dsn, schema=SCHEMA, workflows=workflows)
+
+    async with runtime(w.WORKFLOWS) as rt:
         await _record(rt)
-    await _record_parked(dsn)
+    await _record_parked(runtime)
 
 
 if __name__ == "__main__":
