@@ -96,7 +96,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     async def stored() -> tuple[int, list[Misfit]]:
         from durable.cli import DEFAULT_SCHEMA, _opened
 
-        rt = Runtime(dsn, schema=args.schema or DEFAULT_SCHEMA, worker=False, listen=False)
+        rt = Runtime(
+            dsn, schema=args.schema or DEFAULT_SCHEMA, worker=False, listen=False, pool_size=2
+        )
         async with _opened(rt, dsn):
             infos = await rt.list_runs(workflow=args.workflow, status=args.status, limit=args.limit)
             docs = [("db", load_document(await rt.export_run(i.run_id))) for i in infos]
