@@ -291,15 +291,24 @@ class _ReplayState(RunState):
     into the end of the replay.
 
     Positions, seqs and history lookups are RunState's own (the same rules the worker
-    replays by); only what happens when they run out differs: where history holds
-    nothing at a position (`lookup` finds no event) the code would go live, and where a
-    step attempt is about to start (`begin_attempt`, e.g. a retry recorded without a
-    due time) its body would run. Replay decides there whether the code fits and stops.
+    replays by), except that the run stays `replaying` throughout (`ctx.logger` is
+    silent). What differs is where history runs out: where it holds nothing at a
+    position (`lookup` finds no event) the code would go live, and where a step attempt
+    is about to start (`begin_attempt`, e.g. a retry recorded without a due time) its
+    body would run. Replay decides there whether the code fits, and stops.
     """
 
     def __init__(self, x: ReplayExecution, history: History) -> None:
         super().__init__(x.run_id, x.defn.name, history)
         self._replay = x
+        self.replaying = True
+
+    def take(self) -> int:
+        # Offline the code never runs live, so it never stops replaying (a worker's
+        # replay ends at the last recorded position, and its logger speaks from there).
+        pos = super().take()
+        self.replaying = True
+        return pos
 
     def lookup(self, pos: int, kind: OpKind, name: str) -> Sequence[Event]:
         x = self._replay

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -247,3 +248,36 @@ def test_a_recorded_retry_stops_the_replay_without_running_the_step() -> None:
     with pytest.raises(ReplayDivergence) as caught:
         replay(pipeline, {**doc, "run": {**doc["run"], "workflow": "pipeline"}})
     assert (caught.value.position, caught.value.asked) == (0, "step 'first'")
+
+
+@workflow(name="pipeline")
+async def logs_at_the_end(ctx: Context, n: int) -> Any:
+    ctx.logger.warning("starting %s", n)
+    first = await ctx.step("first", _work, "a")
+    await ctx.emit_event("halfway", {"n": n})
+    second = await ctx.step("second", _work, "b")
+    ctx.logger.warning("finished")
+    return [first, second, n]
+
+
+def test_replay_is_silent() -> None:
+    # Offline replay stays `replaying` past the last recorded position: ctx.logger,
+    # which a worker silences while replaying, says nothing, before or after.
+    doc = _doc(
+        "pipeline",
+        [
+            (0, "step_completed", "first", codec.encode("A")),
+            (1, "event_emitted", "halfway", codec.encode({"n": None})),
+            (2, "step_completed", "second", codec.encode("B")),
+        ],
+    )
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("durable.workflow")
+    logger.addHandler(handler)
+    try:
+        assert replay(logs_at_the_end, doc).positions == 3
+    finally:
+        logger.removeHandler(handler)
+    assert records == []
