@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_cmd_worker)
 
-    runs = sub.add_parser("runs", help="list, show or purge runs")
+    runs = sub.add_parser("runs", help="list, show, export or purge runs")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
     p = runs_sub.add_parser("list", help="list runs, newest first")
     p.add_argument("--workflow", default=None, help="only runs of this workflow name")
@@ -323,6 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="create or upgrade durable's tables")
     p.set_defaults(handler=_client(_migrate))
+
+    from durable.testing.commands import add_commands  # runs export, replay
+
+    add_commands(sub, runs_sub)
     return parser
 
 

@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -215,7 +215,7 @@ class Runtime:
         clock: Clock | None = None,
         store: Store | None = None,
         context_provider: Callable[[Any], Any] | None = None,
-    ) -> Runtime:
+    ) -> Self:
         """A Runtime with these settings (e.g. another runtime's `config`, replaced)."""
         rt = cls.__new__(cls)
         rt._setup(dsn, config, workflows, clock, store, context_provider)
@@ -612,6 +612,14 @@ class Runtime:
             for e in events
         ]
         return _info(rec, history)
+
+    async def export_run(self, run_id: str) -> dict[str, Any]:
+        """The run and its full history with the stored payload bytes, as `durable runs
+        export` writes it (format in durable.testing.replay), for offline replay checks."""
+        from durable.testing.replay import export_document
+
+        rec = await self._record(run_id)
+        return export_document(rec, await self.store.load_events(run_id))
 
     async def list_runs(
         self,
