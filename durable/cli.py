@@ -685,7 +685,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         from durable.http.serve import cmd_serve
     except ImportError as exc:
-        raise CliError(f'durable serve needs: pip install "durable[server]" ({exc})') from None
+        raise CliError(f'durable serve needs: pip install "durable-pg[server]" ({exc})') from None
     return cmd_serve(args)
 
 

@@ -4,7 +4,7 @@
 Your app keeps its routes; durable's API answers under /durable/api/... and the
 dashboard at /durable/. The runtime lives as long as the app (Starlette's lifespan).
 
-    pip install "durable[server]"
+    pip install "durable-pg[server]"
     DURABLE_DSN=postgresql://localhost/postgres python examples/http_dashboard.py
     # then open http://127.0.0.1:8000/durable/
 """

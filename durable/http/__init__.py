@@ -1,4 +1,4 @@
-"""HTTP API and dashboard for durable (`pip install "durable[server]"`)."""
+"""HTTP API and dashboard for durable (`pip install "durable-pg[server]"`)."""
 
 from durable.http.app import create_app
 
