@@ -29,6 +29,7 @@ from durable.errors import (
     WorkflowFailed,
 )
 from durable.ids import new_run_id
+from durable.queues import QueueStats, flow_options, wait_reasons
 from durable.store import Created, Finish, Listener, NewRun, RunRecord, Store, store_for
 from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
@@ -197,6 +198,7 @@ class Runtime:
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._outcomes: dict[str, Finish] = {}
         self._scheduler: Any = None
+        self._has_queues = False
         self._open = False
         # Concurrent triggers share one INSERT and one commit per batch.
         self._creator: Coalescer[NewRun, Created] = Coalescer(self._create_runs)
@@ -291,6 +293,7 @@ class Runtime:
         self._store = store
         try:
             await store.migrate()
+            await self._declare_queues()
             self._executor = Executor(
                 store,
                 self.registry,
@@ -353,6 +356,9 @@ class Runtime:
         if kind is Notice.DONE:
             for run_id in run_ids:
                 self._notify_finished(run_id, None)
+            # A run that ended may have freed a queue slot another worker's run awaits.
+            if self._executor is not None and self.worker and self._has_queues:
+                self._executor.poke()
         elif kind is Notice.CANCELLED:
             if self._executor is not None:
                 self._executor.cancel_local(run_ids[0])
@@ -417,6 +423,9 @@ class Runtime:
         """Add workflows (or versions) this runtime can start and execute."""
         for w in workflows:
             self.registry.register(w)
+        if any(w.queue is not None for w in workflows):
+            # Its limits are recorded by the first claim (register is not async).
+            self._has_queues = True
 
     def _workflow(self, workflow: WorkflowDef | str, version: str | None) -> WorkflowDef:
         if isinstance(workflow, WorkflowDef):
@@ -439,12 +448,26 @@ class Runtime:
         run_id: str | None = None,
         idempotency_key: str | None = None,
         version: str | None = None,
+        key: str | None = None,
+        priority: int = 0,
+        delay: Any = None,
+        debounce: tuple[str, Any] | None = None,
     ) -> RunHandle:
         """Start a run; returns once it is durably recorded.
 
         The same `run_id` or `idempotency_key` returns the existing run and starts nothing.
+        Flow control (docs/flow-control.md): `key` (per-key limits of the workflow's
+        queue), `priority` (lower starts first within the queue), `delay` (earliest
+        start = now + delay), `debounce=(key, window)` (collapse into the pending run of
+        that key, which starts `window` after the last trigger, with the last input).
         """
         defn = self._workflow(workflow, version)
+        flow = flow_options(defn.queue, key=key, priority=priority, delay=delay, debounce=debounce)
+        if flow.debounce_key is not None and (run_id is not None or idempotency_key is not None):
+            raise ValidationError(
+                f"invalid debounce {debounce!r} with a run_id or idempotency_key: a "
+                "debounced trigger returns the pending run of its debounce key"
+            )
         if run_id is not None:
             check_name(run_id, "run id")
         if idempotency_key is not None:
@@ -453,18 +476,33 @@ class Runtime:
         data = codec.encode(value, what=f"input of workflow {defn.name!r}")
         self._check_size(data, f"input of workflow {defn.name!r}")
         executor = self.executor
-        local = self.worker and self.local_dispatch and executor.reserve(defn)
+        # A queued, delayed or debounced run starts through a claim, never locally.
+        local = (
+            self.worker and self.local_dispatch and not flow.deferred and executor.reserve(defn)
+        )
+        now = self.clock.now()
+        ready_at = flow.ready_at(now)
         new = NewRun(
             run_id=run_id or new_run_id(),
             workflow=defn.name,
             version=defn.version,
             input=data,
-            created_at=self.clock.now(),
+            created_at=now,
             idempotency_key=idempotency_key,
             deadline_s=defn.execution_timeout,
             owner=executor.owner if local else None,
             lease_s=self.lease_s,
+            ready_at=ready_at,
+            queue=flow.queue,
+            queue_key=flow.key,
+            priority=flow.priority,
+            debounce_key=flow.debounce_key,
         )
+        if ready_at is not None and self.worker:
+            executor.note_wake_at(ready_at)
+        if flow.debounce_key is not None:
+            created = await self.store.create_debounced(new, now)
+            return RunHandle(self, created.run_id, created.created)
         try:
             result = await self._creator.submit(new)
         except BaseException:
@@ -536,7 +574,37 @@ class Runtime:
             Event(e.seq, e.kind, e.name, codec.decode(e.payload), e.created_at, e.pos)
             for e in events
         ]
-        return _info(rec, history)
+        info = _info(rec, history)
+        if rec.status == RunStatus.PENDING and (rec.queue is not None or rec.ready_at):
+            now = self.clock.now()
+            stats = None
+            if rec.queue is not None:
+                found = await self.store.queue_stats(now, rec.queue)
+                stats = found[0] if found else None
+            info = msgspec.structs.replace(info, pending=wait_reasons(rec, stats, now))
+        return info
+
+    async def queue_stats(self, name: str) -> QueueStats:
+        """Active and pending runs of the queue `name` (and per key), and how many starts
+        its rate window holds. ValidationError for a queue never declared or used."""
+        if not isinstance(name, str):
+            raise ValidationError(f"invalid queue name {name!r}")
+        found = await self.store.queue_stats(self.clock.now(), name)
+        if not found:
+            raise ValidationError(f"unknown queue {name!r}: no workflow declared it")
+        return found[0]
+
+    async def list_queues(self) -> list[QueueStats]:
+        """`queue_stats` of every queue known to the database, by name."""
+        return await self.store.queue_stats(self.clock.now())
+
+    async def _declare_queues(self) -> None:
+        """Record the limits of the registered queues, so `queues list` shows them
+        before any run was claimed (claims record them too)."""
+        specs = {d.queue.name: d.queue.spec() for d in self.registry.all() if d.queue}
+        self._has_queues = bool(specs)
+        if specs:
+            await self.store.upsert_queues(list(specs.values()), self.clock.now())
 
     async def list_runs(
         self, workflow: str | None = None, status: str | None = None, limit: int = 100

@@ -36,6 +36,7 @@ from durable.store.base import (
     RunRecord,
     Store,
 )
+from durable.store.memory_queues import MemoryQueues
 from durable.store.memory_schedules import MemorySchedules
 
 log = logging.getLogger("durable.store.memory")
@@ -67,6 +68,10 @@ class _Run:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     order: int = 0
+    queue: str | None = None
+    queue_key: str | None = None
+    priority: int = 0
+    debounce_key: str | None = None
 
     def record(self) -> RunRecord:
         return RunRecord(
@@ -82,6 +87,9 @@ class _Run:
             created_at=self.created_at,
             updated_at=self.updated_at,
             ready_at=self.ready_at,
+            queue=self.queue,
+            queue_key=self.queue_key,
+            priority=self.priority,
         )
 
 
@@ -125,7 +133,7 @@ class MemoryListener:
         self._store.remove_listener(self.deliver)
 
 
-class MemoryStore(MemorySchedules):
+class MemoryStore(MemorySchedules, MemoryQueues):
     """A store held in this process: for unit tests and quick starts, lost on exit.
 
     Every method runs to completion without awaiting, so on one event loop each call is
@@ -138,7 +146,8 @@ class MemoryStore(MemorySchedules):
     channel = "memory"
 
     def __init__(self) -> None:
-        super().__init__()
+        MemorySchedules.__init__(self)
+        MemoryQueues.__init__(self)
         self._runs: dict[str, _Run] = {}
         self._by_key: dict[str, str] = {}
         self._children: dict[str, list[str]] = {}
@@ -205,11 +214,15 @@ class MemoryStore(MemorySchedules):
             input=run.input,
             parent_run_id=parent_run_id,
             idempotency_key=idempotency_key,
-            ready_at=now,
+            ready_at=run.ready_at or now,
             deadline=deadline,
             created_at=now,
             updated_at=now,
             order=self._next_order,
+            queue=run.queue,
+            queue_key=run.queue_key,
+            priority=run.priority,
+            debounce_key=run.debounce_key,
         )
         if idempotency_key is not None:
             self._by_key[idempotency_key] = run.run_id
@@ -367,6 +380,7 @@ class MemoryStore(MemorySchedules):
             r
             for r in self._runs.values()
             if r.id not in skip
+            and r.queue is None  # queued runs start only through claim_queue
             and self._matches(r, wanted)
             and (
                 (r.status in _WAITING and r.ready_at is not None and r.ready_at <= now)

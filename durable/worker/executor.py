@@ -154,14 +154,30 @@ class Executor:
         if free <= 0:
             return []
         self._wake.clear()
+        plain, queued = self.registry.claim_plan()
+        limit = min(free, self.claim_batch)
         claimed = await self.store.claim(
             owner=self.owner,
-            keys=self.registry.keys(),
-            limit=min(free, self.claim_batch),
+            keys=plain,
+            limit=limit,
             now=self.clock.now(),
             lease_s=self.lease_s,
             exclude=list(exclude),
         )
+        # Each queue's runs start through its own claim (its limits, its row lock), so
+        # queued and unqueued workflows never wait on each other's claims.
+        for queue, keys in queued:
+            if len(claimed) >= limit:
+                break
+            claimed += await self.store.claim_queue(
+                owner=self.owner,
+                queue=queue.spec(),
+                keys=keys,
+                limit=limit - len(claimed),
+                now=self.clock.now(),
+                lease_s=self.lease_s,
+                exclude=list(exclude),
+            )
         for c in claimed:
             self._start(c)
         return [c.run_id for c in claimed]
