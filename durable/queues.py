@@ -198,19 +198,32 @@ def wait_reasons(rec: RunRecord, stats: QueueStats | None, now: datetime) -> lis
         return out
     if stats.concurrency is not None and stats.active >= stats.concurrency:
         out.append(
-            {"kind": "queue_slot", "name": stats.name, "active": stats.active,
-             "limit": stats.concurrency}
+            {
+                "kind": "queue_slot",
+                "name": stats.name,
+                "active": stats.active,
+                "limit": stats.concurrency,
+            }
         )
     if stats.per_key_concurrency is not None and rec.queue_key is not None:
         active = next((k.active for k in stats.keys if k.key == rec.queue_key), 0)
         if active >= stats.per_key_concurrency:
             out.append(
-                {"kind": "key_slot", "name": rec.queue_key, "active": active,
-                 "limit": stats.per_key_concurrency}
+                {
+                    "kind": "key_slot",
+                    "name": rec.queue_key,
+                    "active": active,
+                    "limit": stats.per_key_concurrency,
+                }
             )
     if stats.rate_limit is not None and stats.window_starts >= stats.rate_limit:
         out.append(
-            {"kind": "rate_limit", "name": stats.name, "starts": stats.window_starts,
-             "limit": stats.rate_limit, "period_s": stats.rate_period_s}
+            {
+                "kind": "rate_limit",
+                "name": stats.name,
+                "starts": stats.window_starts,
+                "limit": stats.rate_limit,
+                "period_s": stats.rate_period_s,
+            }
         )
     return out

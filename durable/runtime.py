@@ -29,8 +29,17 @@ from durable.errors import (
     WorkflowFailed,
 )
 from durable.ids import new_run_id
-from durable.queues import QueueStats, flow_options, wait_reasons
-from durable.store import Created, Finish, Listener, NewRun, RunRecord, Store, store_for
+from durable.queues import flow_options, wait_reasons
+from durable.store import (
+    Created,
+    Finish,
+    Listener,
+    NewRun,
+    QueueStats,
+    RunRecord,
+    Store,
+    store_for,
+)
 from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
 
@@ -477,9 +486,7 @@ class Runtime:
         self._check_size(data, f"input of workflow {defn.name!r}")
         executor = self.executor
         # A queued, delayed or debounced run starts through a claim, never locally.
-        local = (
-            self.worker and self.local_dispatch and not flow.deferred and executor.reserve(defn)
-        )
+        local = self.worker and self.local_dispatch and not flow.deferred and executor.reserve(defn)
         now = self.clock.now()
         ready_at = flow.ready_at(now)
         new = NewRun(

@@ -183,12 +183,12 @@ class Registry:
         if defn.queue is not None:
             # One queue name, one set of limits: claims pass the limits they know.
             for other in self.all():
-                if other.queue is not None and other.queue.name == defn.queue.name:
-                    if other.queue != defn.queue:
-                        raise ValidationError(
-                            f"queue {defn.queue.name!r} is declared twice with different "
-                            f"limits: {other.queue!r} and {defn.queue!r}"
-                        )
+                q = other.queue
+                if q is not None and q.name == defn.queue.name and q != defn.queue:
+                    raise ValidationError(
+                        f"queue {q.name!r} is declared twice with different "
+                        f"limits: {q!r} and {defn.queue!r}"
+                    )
         self._by_name.setdefault(defn.name, {})[defn.version] = defn
         self._plan = None
 

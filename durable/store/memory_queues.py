@@ -17,7 +17,9 @@ from durable.store.base import ClaimedRun, Created, KeyStats, NewRun, QueueSpec,
 _WAITING = (RunStatus.PENDING, RunStatus.SUSPENDED)
 
 
-def _take(run: Any, owner: str, lease_until: datetime, now: datetime, start: datetime) -> ClaimedRun:
+def _take(
+    run: Any, owner: str, lease_until: datetime, now: datetime, start: datetime
+) -> ClaimedRun:
     fresh = run.started_at is None
     run.status = RunStatus.RUNNING
     run.lease_owner = owner
@@ -127,12 +129,11 @@ class MemoryQueues:
             for r in active:
                 if r.queue_key is not None:
                     busy[r.queue_key] = busy.get(r.queue_key, 0) + 1
+            never = datetime.min.replace(tzinfo=now.tzinfo)
             last: dict[str, datetime] = {}
             for r in mine:
                 if r.queue_key is not None and r.started_at is not None:
-                    if r.queue_key not in last or r.started_at > last[r.queue_key]:
-                        last[r.queue_key] = r.started_at
-            never = datetime.min.replace(tzinfo=now.tzinfo)
+                    last[r.queue_key] = max(r.started_at, last.get(r.queue_key, never))
             rank: dict[str, int] = {}
             ranked: list[tuple[int, int, datetime, int, Any]] = []
             for r in waiting:

@@ -35,8 +35,7 @@ class PgQueueQueries:
         if limit <= 0 or not keys:
             return []
         rows = await self.pool.fetch(
-            "SELECT * FROM durable_claim_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-            " $11, $12)",
+            "SELECT * FROM durable_claim_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             queue.name,
             queue.concurrency,
             queue.per_key_concurrency,

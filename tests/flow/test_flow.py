@@ -14,7 +14,6 @@ import pytest
 
 from durable import Context, Queue, Runtime, ValidationError, WorkflowDef, workflow
 
-
 from .helpers import max_overlap, max_per_key_overlap, max_starts_in_window, spans
 
 FAST = {"poll_interval": "50ms", "lease": "2s"}
@@ -60,9 +59,7 @@ async def test_per_key_concurrency_one_run_per_key(backend: Any) -> None:
     job = _job(Queue("tenants", per_key_concurrency=1))
     async with AsyncExitStack() as stack:
         rts = await _workers(stack, backend, 2, job)
-        handles = [
-            await rts[i % 2].trigger(job, i, key=f"k{i % 5}") for i in range(30)
-        ]
+        handles = [await rts[i % 2].trigger(job, i, key=f"k{i % 5}") for i in range(30)]
         for h in handles:
             await h.result(timeout=30)
     done = await _spans(backend)
@@ -242,5 +239,5 @@ def test_one_queue_name_one_set_of_limits() -> None:
     b = _job(Queue("same", concurrency=2), name="b")
     with pytest.raises(ValidationError, match="same"):
         Runtime("memory://", workflows=[a, b])
-    with pytest.raises(ValidationError, match="expected a durable.Queue"):
+    with pytest.raises(ValidationError, match=r"expected a durable\.Queue"):
         workflow(queue="emails")(_work)  # type: ignore[arg-type]
