@@ -45,6 +45,7 @@ def test_every_example_is_tested() -> None:
         "approval",
         "parent_child",
         "fanout_batch",
+        "flow_control",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
@@ -158,3 +159,15 @@ async def test_quickstart_script(dsn: str) -> None:
             await conn.execute("DELETE FROM durable.runs WHERE id = $1", match[1])
     finally:
         await conn.close()
+
+
+async def test_flow_control(dsn: str, schema: str) -> None:
+    out = await run("flow_control", dsn, schema)
+    assert out["partner_calls"] == 12
+    assert out["per_tenant_max"] == {"acme": 1, "globex": 1, "initech": 1}
+    assert 1 < out["overall_max"] <= 3  # three tenants side by side, one call each
+    assert out["report_order"] == ["incident", "weekly", "monthly", "quarterly"]
+    assert out["reports"] == ["incident.pdf", "monthly.pdf", "quarterly.pdf", "weekly.pdf"]
+    assert out["debounced_runs"] == 1
+    assert out["reindexed"] == [{"doc": "faq", "version": 10}]
+    assert out["active_after"] == 0
