@@ -241,3 +241,40 @@ def test_one_queue_name_one_set_of_limits() -> None:
         Runtime("memory://", workflows=[a, b])
     with pytest.raises(ValidationError, match=r"expected a durable\.Queue"):
         workflow(queue="emails")(_work)  # type: ignore[arg-type]
+
+
+async def test_sweep_keeps_the_limits(backend: Any) -> None:
+    @workflow(name="parked", queue=Queue("swept", concurrency=2))
+    async def parked(ctx: Context, inp: Any) -> Any:
+        return await ctx.wait_for_signal("go")
+
+    async with backend.runtime(parked, worker=False) as rt:
+        handles = [await rt.trigger(parked, i) for i in range(5)]
+        assert await rt.sweep() == 2  # two start and suspend, holding both slots
+        assert await rt.sweep() == 0
+        statuses = [await h.status() for h in handles]
+        assert statuses == ["suspended"] * 2 + ["pending"] * 3
+        await rt.signal(handles[0].run_id, "go", "done")
+        assert await rt.sweep() == 2  # the woken run ends, and one more starts
+        assert await handles[0].result(timeout=5) == "done"
+        assert [await h.status() for h in handles[1:]] == ["suspended"] * 2 + ["pending"] * 2
+    assert max_overlap([s for s in await _spans(backend) if s.finished]) <= 2
+
+
+async def test_unqueued_runs_do_not_wait_behind_a_full_queue(backend: Any) -> None:
+    @workflow(name="stuck", queue=Queue("full", concurrency=1))
+    async def stuck(ctx: Context, inp: Any) -> Any:
+        return await ctx.wait_for_signal("go")
+
+    @workflow(name="free")
+    async def free(ctx: Context, inp: Any) -> Any:
+        return inp
+
+    async with backend.runtime(stuck, free, worker=False) as client:
+        blocked = [await client.trigger(stuck, i) for i in range(20)]
+        plain = [await client.trigger(free, i) for i in range(5)]  # triggered after them
+    async with backend.runtime(stuck, free, **FAST) as rt:
+        results = [await rt.handle(h.run_id).result(timeout=10) for h in plain]
+        assert results == list(range(5))
+        statuses = [await rt.handle(h.run_id).status() for h in blocked]
+        assert statuses.count("pending") == 19
