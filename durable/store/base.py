@@ -441,7 +441,7 @@ class Store(Protocol):
         taken first and change no count. Then runs never started (`pending`,
         `ready_at <= now`) start, lowest `priority` first, FIFO within a priority, keys
         round-robin, while: active runs < `concurrency`, active runs of the run's key <
-        `per_key_concurrency`, and starts with `started_at > start - rate_period_s` <
+        `per_key_concurrency`, and starts with `started_at > now - rate_period_s` <
         `rate_limit`. A start is stamped no earlier than any finish of the queue already
         recorded, so recorded [started_at, finished_at) intervals obey the limits.
         Concurrent claimers (any process) never exceed a limit together. Records

@@ -108,7 +108,7 @@ class MemoryQueues:
         if queue.concurrency is not None:
             free = min(free, queue.concurrency - len(active))
         if queue.rate_limit is not None and queue.rate_period_s is not None:
-            since = start - timedelta(seconds=queue.rate_period_s)
+            since = now - timedelta(seconds=queue.rate_period_s)
             window = sum(1 for r in mine if r.started_at is not None and r.started_at > since)
             free = min(free, queue.rate_limit - window)
         if free <= 0:

@@ -64,7 +64,8 @@ CREATE OR REPLACE FUNCTION durable_claim_queue(
 ) RETURNS TABLE (id text, workflow text, version text, input bytea, fence bigint,
                  wakeups bigint, parent_run_id text, started_at timestamptz,
                  deadline timestamptz, fresh boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+AS $$
 #variable_conflict use_column
 DECLARE
     v_lease timestamptz := p_now + make_interval(secs => p_lease_s);
@@ -73,6 +74,7 @@ DECLARE
     v_count int;
     v_start timestamptz;
     v_ids text[];
+    v_full text[];
 BEGIN
     IF p_limit <= 0 THEN
         RETURN;
@@ -81,12 +83,12 @@ BEGIN
     -- 1. Runs already active: woken suspended runs, runs released at shutdown, runs
     --    whose worker's lease expired. They hold their slot (and were counted in the
     --    rate window when they started), so taking them over changes no count.
+    --    Two statements, one per partial index (runs_queue_ready, runs_leased).
     RETURN QUERY
     WITH c AS (
         SELECT r.id FROM runs r
-         WHERE r.queue = p_queue AND r.started_at IS NOT NULL
-           AND ((r.status IN ('pending', 'suspended') AND r.ready_at <= p_now)
-                OR (r.status = 'running' AND r.lease_until < p_now))
+         WHERE r.queue = p_queue AND r.status IN ('pending', 'suspended')
+           AND r.ready_at <= p_now AND r.started_at IS NOT NULL
            AND (r.workflow, r.version) IN (SELECT * FROM unnest(p_workflows, p_versions))
            AND NOT (r.id = ANY(p_exclude))
          ORDER BY r.ready_at LIMIT p_limit FOR UPDATE SKIP LOCKED)
@@ -95,7 +97,24 @@ BEGIN
       FROM c WHERE r.id = c.id
     RETURNING r.id, r.workflow, r.version, r.input, r.fence, r.wakeups, r.parent_run_id,
               r.started_at, r.deadline, false;
-    GET DIAGNOSTICS v_taken = ROW_COUNT;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    v_taken := v_count;
+    IF v_taken < p_limit THEN
+        RETURN QUERY
+        WITH c AS (
+            SELECT r.id FROM runs r
+             WHERE r.status = 'running' AND r.lease_until < p_now AND r.queue = p_queue
+               AND (r.workflow, r.version) IN (SELECT * FROM unnest(p_workflows, p_versions))
+               AND NOT (r.id = ANY(p_exclude))
+             ORDER BY r.lease_until LIMIT p_limit - v_taken FOR UPDATE SKIP LOCKED)
+        UPDATE runs r SET status = 'running', lease_owner = p_owner, lease_until = v_lease,
+               fence = r.fence + 1, updated_at = p_now
+          FROM c WHERE r.id = c.id
+        RETURNING r.id, r.workflow, r.version, r.input, r.fence, r.wakeups,
+                  r.parent_run_id, r.started_at, r.deadline, false;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+        v_taken := v_taken + v_count;
+    END IF;
     v_free := p_limit - v_taken;
     IF v_free <= 0 THEN
         RETURN;
@@ -117,12 +136,6 @@ BEGIN
     -- From here on every statement takes a fresh snapshot, so it sees all starts
     -- committed by earlier holders of the lock.
 
-    -- A start is stamped no earlier than any finish already committed: a finish that
-    -- freed the slot then lies before the start in the recorded times too, even when the
-    -- finisher's clock ran a little ahead of ours.
-    SELECT greatest(p_now, max(r.finished_at)) INTO v_start
-      FROM runs r WHERE r.queue = p_queue AND r.finished_at IS NOT NULL;
-
     IF p_concurrency IS NOT NULL THEN
         SELECT count(*) INTO v_count FROM runs r
          WHERE r.queue = p_queue AND r.started_at IS NOT NULL
@@ -130,11 +143,12 @@ BEGIN
         v_free := least(v_free, p_concurrency - v_count);
     END IF;
     IF p_rate_n IS NOT NULL THEN
-        -- Every start after the window's beginning counts, even one stamped later than
-        -- v_start: then no sliding window containing this start can hold n + 1.
+        -- Every start after p_now - period counts, even one stamped later than p_now
+        -- (this start is stamped >= p_now, see below): then no sliding window that
+        -- contains this start can hold n + 1 starts.
         SELECT count(*) INTO v_count FROM runs r
          WHERE r.queue = p_queue
-           AND r.started_at > v_start - make_interval(secs => p_rate_s);
+           AND r.started_at > p_now - make_interval(secs => p_rate_s);
         v_free := least(v_free, p_rate_n - v_count);
     END IF;
     IF v_free <= 0 THEN
@@ -151,17 +165,25 @@ BEGIN
              ORDER BY r.priority, r.created_at, r.id
              LIMIT v_free FOR UPDATE SKIP LOCKED) x;
     ELSE
+        -- Keys at their limit first: none of their waiting runs is even ranked.
+        SELECT coalesce(array_agg(b.queue_key), '{}') INTO v_full FROM (
+            SELECT r.queue_key FROM runs r
+             WHERE r.queue = p_queue AND r.started_at IS NOT NULL
+               AND r.status IN ('pending', 'running', 'suspended')
+               AND r.queue_key IS NOT NULL
+             GROUP BY r.queue_key HAVING count(*) >= p_per_key) b;
         -- Per key, the k-th waiting run may start only if k <= the key's free slots.
         -- Within a priority, keys take turns: k-th runs before (k+1)-th ones, and among
         -- equal k the key whose last start is oldest (or that never started) goes first.
         SELECT coalesce(array_agg(x.id), '{}') INTO v_ids FROM (
             SELECT c.id FROM (
                 SELECT r.id, r.queue_key, r.priority, r.created_at,
-                       row_number() OVER (PARTITION BY r.queue_key
+                       row_number() OVER (PARTITION BY r.queue_key COLLATE "C"
                                           ORDER BY r.priority, r.created_at, r.id) AS rn
                   FROM runs r
                  WHERE r.queue = p_queue AND r.status = 'pending' AND r.started_at IS NULL
                    AND r.ready_at <= p_now
+                   AND (r.queue_key IS NULL OR NOT (r.queue_key = ANY(v_full)))
                    AND (r.workflow, r.version) IN (SELECT * FROM unnest(p_workflows, p_versions))
                    AND NOT (r.id = ANY(p_exclude))) c
               LEFT JOIN (SELECT r.queue_key, count(*) AS n FROM runs r
@@ -182,6 +204,13 @@ BEGIN
              FOR UPDATE SKIP LOCKED) x;
     END IF;
 
+    -- A start is stamped no earlier than any finish of the queue already committed, so
+    -- a finish that freed the slot lies before the start in the recorded times too,
+    -- even when the finisher's clock ran a little ahead of ours. Read here, after every
+    -- count: a finish this statement cannot see was invisible to the counts as well,
+    -- which then counted its run as active.
+    SELECT greatest(p_now, max(r.finished_at)) INTO v_start
+      FROM runs r WHERE r.queue = p_queue AND r.finished_at IS NOT NULL;
     RETURN QUERY
     UPDATE runs r SET status = 'running', lease_owner = p_owner, lease_until = v_lease,
            fence = r.fence + 1, started_at = v_start, updated_at = p_now
