@@ -72,7 +72,6 @@ DECLARE
     v_taken int := 0;
     v_free int;
     v_count int;
-    v_start timestamptz;
     v_ids text[];
     v_full text[];
 BEGIN
@@ -198,23 +197,26 @@ BEGIN
                           AND s.started_at IS NOT NULL) NULLS FIRST,
                       c.created_at, c.id
              LIMIT v_free) x;
-        SELECT coalesce(array_agg(x.id), '{}') INTO v_ids FROM (
-            SELECT r.id FROM runs r
-             WHERE r.id = ANY(v_ids) AND r.status = 'pending' AND r.started_at IS NULL
-             FOR UPDATE SKIP LOCKED) x;
+    END IF;
+    IF cardinality(v_ids) = 0 THEN
+        RETURN;
     END IF;
 
     -- A start is stamped no earlier than any finish of the queue already committed, so
     -- a finish that freed the slot lies before the start in the recorded times too,
-    -- even when the finisher's clock ran a little ahead of ours. Read here, after every
-    -- count: a finish this statement cannot see was invisible to the counts as well,
-    -- which then counted its run as active.
-    SELECT greatest(p_now, max(r.finished_at)) INTO v_start
-      FROM runs r WHERE r.queue = p_queue AND r.finished_at IS NOT NULL;
+    -- even when the finisher's clock ran a little ahead of ours. It is read by this
+    -- statement, after every count: a finish this statement cannot see was invisible
+    -- to the counts as well, which then counted its run as active.
     RETURN QUERY
+    WITH c AS (
+        SELECT r.id FROM runs r
+         WHERE r.id = ANY(v_ids) AND r.status = 'pending' AND r.started_at IS NULL
+         FOR UPDATE SKIP LOCKED)
     UPDATE runs r SET status = 'running', lease_owner = p_owner, lease_until = v_lease,
-           fence = r.fence + 1, started_at = v_start, updated_at = p_now
-     WHERE r.id = ANY(v_ids) AND r.status = 'pending' AND r.started_at IS NULL
+           fence = r.fence + 1, updated_at = p_now,
+           started_at = (SELECT greatest(p_now, max(s.finished_at)) FROM runs s
+                          WHERE s.queue = p_queue AND s.finished_at IS NOT NULL)
+      FROM c WHERE r.id = c.id
     RETURNING r.id, r.workflow, r.version, r.input, r.fence, r.wakeups, r.parent_run_id,
               r.started_at, r.deadline, true;
 END;
