@@ -154,11 +154,13 @@ class Executor:
         if free <= 0:
             return []
         self._wake.clear()
-        plain, queued = self.registry.claim_plan()
+        _, queued = self.registry.claim_plan()
         limit = min(free, self.claim_batch)
+        # Every registered pair, queued or not: `claim` takes only runs stored without a
+        # queue, which includes runs created before their workflow gained one.
         claimed = await self.store.claim(
             owner=self.owner,
-            keys=plain,
+            keys=self.registry.keys(),
             limit=limit,
             now=self.clock.now(),
             lease_s=self.lease_s,

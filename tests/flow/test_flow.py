@@ -278,3 +278,21 @@ async def test_unqueued_runs_do_not_wait_behind_a_full_queue(backend: Any) -> No
         assert results == list(range(5))
         statuses = [await rt.handle(h.run_id).status() for h in blocked]
         assert statuses.count("pending") == 19
+
+
+async def test_runs_created_before_their_workflow_had_a_queue_still_run(backend: Any) -> None:
+    @workflow(name="grown")
+    async def before(ctx: Context, inp: Any) -> Any:
+        return await ctx.wait_for_signal("go")
+
+    after = workflow(name="grown", queue=Queue("grown", concurrency=1))(before.fn)
+    async with backend.runtime(before, **FAST) as rt:
+        old = await rt.trigger(before, 1)
+        while await old.status() != "suspended":
+            await asyncio.sleep(0.02)
+    async with backend.runtime(after, **FAST) as rt:
+        await rt.signal(old.run_id, "go", "woke")
+        assert await rt.handle(old.run_id).result(timeout=10) == "woke"
+        new = await rt.trigger(after, 2)
+        await rt.signal(new.run_id, "go", "queued")
+        assert await new.result(timeout=10) == "queued"
