@@ -207,10 +207,13 @@ BEGIN
     -- even when the finisher's clock ran a little ahead of ours. It is read by this
     -- statement, after every count: a finish this statement cannot see was invisible
     -- to the counts as well, which then counted its run as active.
+    -- The lock re-reads each row as committed now; re-checking ready_at keeps a run
+    -- whose debounce window a trigger just extended from starting early.
     RETURN QUERY
     WITH c AS (
         SELECT r.id FROM runs r
          WHERE r.id = ANY(v_ids) AND r.status = 'pending' AND r.started_at IS NULL
+           AND r.ready_at <= p_now
          FOR UPDATE SKIP LOCKED)
     UPDATE runs r SET status = 'running', lease_owner = p_owner, lease_until = v_lease,
            fence = r.fence + 1, updated_at = p_now,
