@@ -14,6 +14,7 @@ from durable.errors import (
     WorkflowFailed,
     WorkflowNotFound,
 )
+from durable.queues import Queue
 from durable.retry import RetryPolicy
 from durable.runtime import Event, RunHandle, RunInfo, RunStatus, Runtime
 from durable.schedules import Schedule
@@ -30,6 +31,7 @@ __all__ = [
     "Hook",
     "NonDeterminismError",
     "PayloadTooLarge",
+    "Queue",
     "RetryPolicy",
     "RunClosed",
     "RunHandle",

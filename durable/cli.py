@@ -320,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=_positive_int, default=None, help="as for worker")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(handler=_cmd_serve)
+    queues = sub.add_parser("queues", help="list flow-control queues")
+    queues_sub = queues.add_subparsers(dest="queues_command", metavar="SUBCOMMAND", required=True)
+    p = queues_sub.add_parser("list", help="active/pending runs per queue and key, rate window use")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(handler=_client(_queues_list))
 
     p = sub.add_parser("migrate", help="create or upgrade durable's tables")
     p.set_defaults(handler=_client(_migrate))
@@ -567,6 +572,12 @@ async def _schedules_pause(rt: Runtime, args: argparse.Namespace) -> None:
 async def _schedules_resume(rt: Runtime, args: argparse.Namespace) -> None:
     await rt.resume_schedule(args.name)
     _out(f"schedule {args.name!r} resumed")
+
+
+async def _queues_list(rt: Runtime, args: argparse.Namespace) -> None:
+    from durable.cli_queues import render_queues
+
+    _out(render_queues(await rt.list_queues(), as_json=args.json))
 
 
 async def _migrate(rt: Runtime, args: argparse.Namespace) -> None:

@@ -29,101 +29,27 @@ from durable.errors import (
     WorkflowFailed,
 )
 from durable.ids import new_run_id
-from durable.store import Created, Finish, Listener, NewRun, RunRecord, Store, store_for
+from durable.queues import flow_options, wait_reasons
+from durable.records import OUTSIDE_POS as OUTSIDE_POS
+from durable.records import Event as Event
+from durable.records import HookInfo as HookInfo
+from durable.records import RunInfo as RunInfo
+from durable.records import check_tags as check_tags
+from durable.records import run_info
+from durable.runtime_ops import RuntimeOps
+from durable.store import (
+    Created,
+    Finish,
+    Listener,
+    NewRun,
+    RunRecord,
+    Store,
+    store_for,
+)
 from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
 
 log = logging.getLogger("durable.runtime")
-
-OUTSIDE_POS = -2
-"""`Event.pos` of a custom event emitted from outside the run (no ctx call owns it)."""
-
-
-class Event(msgspec.Struct, frozen=True):
-    """One entry of a run's history, payload decoded. Kinds: see docs/concepts.md."""
-
-    seq: int
-    kind: str
-    name: str
-    payload: Any
-    created_at: datetime | None
-    pos: int = -1
-
-
-class RunInfo(msgspec.Struct, frozen=True):
-    """What `get_run` and `list_runs` report about a run."""
-
-    run_id: str
-    workflow: str
-    version: str
-    status: RunStatus
-    input: Any
-    output: Any
-    error: str | None
-    pending: list[dict[str, Any]]
-    history: list[Event]
-    parent_run_id: str | None
-    created_at: datetime
-    updated_at: datetime
-    tags: dict[str, str] = msgspec.field(default_factory=dict)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    continued_as: str | None = None
-
-
-class HookInfo(msgspec.Struct, frozen=True):
-    """What `get_hook` reports: `used_at` is None until the hook is executed."""
-
-    token: str
-    run_id: str
-    name: str
-    metadata: Any
-    created_at: datetime
-    used_at: datetime | None
-
-
-MAX_TAG_KEY = 128
-MAX_TAG_VALUE = 1024
-
-
-def check_tags(tags: Any, *, removals: bool = False) -> dict[str, Any]:
-    """Tags are str -> str (None too when `removals`: it deletes the key). ValidationError."""
-    if not isinstance(tags, Mapping):
-        raise ValidationError(f"invalid tags {tags!r}: expected a dict of str to str")
-    for key, value in tags.items():
-        check_name(key, "tag key")
-        if len(key) > MAX_TAG_KEY:
-            raise ValidationError(f"invalid tag key {key[:40]!r}...: over {MAX_TAG_KEY} chars")
-        if value is None and removals:
-            continue
-        if not isinstance(value, str) or "\x00" in value or len(value) > MAX_TAG_VALUE:
-            raise ValidationError(
-                f"invalid value {value!r} for tag {key!r}: must be a string without NUL"
-                f" of at most {MAX_TAG_VALUE} chars"
-            )
-    return dict(tags)
-
-
-def _info(rec: RunRecord, history: list[Event]) -> RunInfo:
-    return RunInfo(
-        run_id=rec.run_id,
-        workflow=rec.workflow,
-        version=rec.version,
-        status=RunStatus(rec.status),
-        input=codec.decode(rec.input),
-        output=codec.decode(rec.output),
-        error=rec.error,
-        pending=(
-            list(codec.decode(rec.pending) or []) if rec.status == RunStatus.SUSPENDED else []
-        ),
-        history=history,
-        parent_run_id=rec.parent_run_id,
-        created_at=rec.created_at,
-        updated_at=rec.updated_at,
-        tags=dict(rec.tags),
-        started_at=rec.started_at,
-        finished_at=rec.finished_at,
-    )
 
 
 class RunHandle:
@@ -159,7 +85,7 @@ class RunHandle:
         )
 
 
-class Runtime:
+class Runtime(RuntimeOps):
     """Opens a store, applies migrations and (with `worker=True`) executes runs.
 
     Use as `async with Runtime(dsn, workflows=[...]) as rt:`. `dsn` is a PostgreSQL
@@ -248,6 +174,7 @@ class Runtime:
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._outcomes: dict[str, Finish] = {}
         self._scheduler: Any = None
+        self._has_queues = False
         self._open = False
         self._subscribers: list[Callable[[str, str], None]] = []
         # Concurrent triggers share one INSERT and one commit per batch.
@@ -346,6 +273,7 @@ class Runtime:
         self._store = store
         try:
             await store.migrate()
+            await self._declare_queues()
             self._executor = Executor(
                 store,
                 self.registry,
@@ -411,6 +339,9 @@ class Runtime:
             for run_id in run_ids:
                 self._notify_finished(run_id, None)
                 self._publish(run_id, "finished")
+            # A run that ended may have freed a queue slot another worker's run awaits.
+            if self._executor is not None and self.worker and self._has_queues:
+                self._executor.poke()
         elif kind is Notice.CANCELLED:
             if self._executor is not None:
                 self._executor.cancel_local(run_ids[0])
@@ -477,6 +408,9 @@ class Runtime:
         """Add workflows (or versions) this runtime can start and execute."""
         for w in workflows:
             self.registry.register(w)
+        if any(w.queue is not None for w in workflows):
+            # Its limits are recorded by the first claim (register is not async).
+            self._has_queues = True
 
     def _workflow(self, workflow: WorkflowDef | str, version: str | None) -> WorkflowDef:
         if isinstance(workflow, WorkflowDef):
@@ -501,14 +435,28 @@ class Runtime:
         version: str | None = None,
         parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
+        key: str | None = None,
+        priority: int = 0,
+        delay: Any = None,
+        debounce: tuple[str, Any] | None = None,
     ) -> RunHandle:
         """Start a run; returns once it is durably recorded.
 
         The same `run_id` or `idempotency_key` returns the existing run and starts nothing.
         `parent_run_id` records lineage only (the parent does not wait); `tags` label the
         run for `list_runs(tags=...)`.
+        Flow control (docs/flow-control.md): `key` (per-key limits of the workflow's
+        queue), `priority` (lower starts first within the queue), `delay` (earliest
+        start = now + delay), `debounce=(key, window)` (collapse into the pending run of
+        that key, which starts `window` after the last trigger, with the last input).
         """
         defn = self._workflow(workflow, version)
+        flow = flow_options(defn.queue, key=key, priority=priority, delay=delay, debounce=debounce)
+        if flow.debounce_key is not None and (run_id is not None or idempotency_key is not None):
+            raise ValidationError(
+                f"invalid debounce {debounce!r} with a run_id or idempotency_key: a "
+                "debounced trigger returns the pending run of its debounce key"
+            )
         if run_id is not None:
             check_name(run_id, "run id")
         if idempotency_key is not None:
@@ -520,20 +468,33 @@ class Runtime:
         data = codec.encode(value, what=f"input of workflow {defn.name!r}")
         self._check_size(data, f"input of workflow {defn.name!r}")
         executor = self.executor
-        local = self.worker and self.local_dispatch and executor.reserve(defn)
+        # A queued, delayed or debounced run starts through a claim, never locally.
+        local = self.worker and self.local_dispatch and not flow.deferred and executor.reserve(defn)
+        now = self.clock.now()
+        ready_at = flow.ready_at(now)
         new = NewRun(
             run_id=run_id or new_run_id(),
             workflow=defn.name,
             version=defn.version,
             input=data,
-            created_at=self.clock.now(),
+            created_at=now,
             idempotency_key=idempotency_key,
             deadline_s=defn.execution_timeout,
             owner=executor.owner if local else None,
             lease_s=self.lease_s,
             parent_run_id=parent_run_id,
             tags=tag_map,
+            ready_at=ready_at,
+            queue=flow.queue,
+            queue_key=flow.key,
+            priority=flow.priority,
+            debounce_key=flow.debounce_key,
         )
+        if ready_at is not None and self.worker:
+            executor.note_wake_at(ready_at)
+        if flow.debounce_key is not None:
+            created = await self.store.create_debounced(new, now)
+            return RunHandle(self, created.run_id, created.created)
         try:
             result = await self._creator.submit(new)
         except BaseException:
@@ -611,15 +572,15 @@ class Runtime:
             Event(e.seq, e.kind, e.name, codec.decode(e.payload), e.created_at, e.pos)
             for e in events
         ]
-        return _info(rec, history)
-
-    async def export_run(self, run_id: str) -> dict[str, Any]:
-        """The run and its full history with the stored payload bytes, as `durable runs
-        export` writes it (format in durable.testing.replay), for offline replay checks."""
-        from durable.testing.replay import export_document
-
-        rec = await self._record(run_id)
-        return export_document(rec, await self.store.load_events(run_id))
+        info = run_info(rec, history)
+        if rec.status == RunStatus.PENDING and (rec.queue is not None or rec.ready_at):
+            now = self.clock.now()
+            stats = None
+            if rec.queue is not None:
+                found = await self.store.queue_stats(now, rec.queue)
+                stats = found[0] if found else None
+            info = msgspec.structs.replace(info, pending=wait_reasons(rec, stats, now))
+        return info
 
     async def list_runs(
         self,
@@ -646,21 +607,21 @@ class Runtime:
         records = await self.store.list_runs(
             workflow=workflow, status=status, limit=limit, tags=tag_map, before=before
         )
-        return [_info(r, []) for r in records]
+        return [run_info(r, []) for r in records]
 
     async def get_child_runs(self, run_id: str) -> list[RunInfo]:
         await self._record(run_id)
         records = await self.store.list_runs(
             workflow=None, status=None, limit=10_000, parent_run_id=run_id
         )
-        return [_info(r, []) for r in records]
+        return [run_info(r, []) for r in records]
 
     async def get_parent_run(self, run_id: str) -> RunInfo | None:
         rec = await self._record(run_id)
         if rec.parent_run_id is None:
             return None
         parent = await self.store.get_run(rec.parent_run_id)
-        return None if parent is None else _info(parent, [])
+        return None if parent is None else run_info(parent, [])
 
     async def get_events(self, run_id: str) -> list[Event]:
         """The run's custom events, in the order they were recorded: those its code
@@ -698,101 +659,3 @@ class Runtime:
             total += n
             if n < batch:
                 return total
-
-    # -- schedules (implemented in durable.schedules) ----------------------------------
-
-    async def list_schedules(self) -> list[Any]:
-        """Every schedule known to the database, with its next fire time and paused flag."""
-        from durable.schedules import ScheduleAdmin
-
-        return await ScheduleAdmin(self).list()
-
-    async def pause_schedule(self, name: str) -> None:
-        """Stop a schedule from firing until resumed (survives restarts)."""
-        from durable.schedules import ScheduleAdmin
-
-        await ScheduleAdmin(self).pause(name)
-
-    async def resume_schedule(self, name: str) -> None:
-        """Let a paused schedule fire again, from its next tick on."""
-        from durable.schedules import ScheduleAdmin
-
-        await ScheduleAdmin(self).resume(name)
-
-    # -- outside-the-run operations (issue 11) -----------------------------------------
-
-    async def emit_event(self, run_id: str, type: str, payload: Any = None) -> None:
-        """Record a custom event for an unfinished run from outside; `get_events` lists it.
-
-        RunNotFound / RunClosed; ValidationError for a bad type or an oversize payload.
-        """
-        check_name(type, "event type")
-        data = None if payload is None else codec.encode(payload, what=f"event {type!r}")
-        if data is not None:
-            self._check_size(data, f"payload of event {type!r}")
-        await self.store.emit_event(self._id(run_id), type, data, self.clock.now())
-        self._publish(run_id, "event")
-
-    async def create_hook(self, run_id: str, name: str, metadata: Any = None) -> str:
-        """Create a hook for an unfinished run from outside and return its token.
-
-        Executing it delivers its payload to the run as the signal `name` (the workflow
-        waits with `ctx.wait_for_signal(name)`).
-        """
-        import secrets
-
-        check_name(name, "hook name")
-        meta = None if metadata is None else codec.encode(metadata, what="hook metadata")
-        if meta is not None:
-            self._check_size(meta, f"metadata of hook {name!r}")
-        token = secrets.token_urlsafe(24)  # 192 random bits, URL-safe
-        await self.store.create_outside_hook(self._id(run_id), token, name, meta, self.clock.now())
-        self._publish(run_id, "hook")
-        return token
-
-    async def get_hook(self, token: str) -> HookInfo:
-        """The hook behind `token` (RunNotFound when there is none)."""
-        rec = None
-        if isinstance(token, str) and token and "\x00" not in token:
-            rec = await self.store.get_hook(token)
-        if rec is None:
-            raise RunNotFound("no hook with that token")
-        meta = codec.decode(rec.metadata)
-        return HookInfo(rec.token, rec.run_id, rec.name, meta, rec.created_at, rec.used_at)
-
-    async def update_run(self, run_id: str, *, tags: Mapping[str, str | None]) -> RunInfo:
-        """Merge `tags` into the run's tags (a None value removes the key); finished runs
-        may be re-labelled too. Returns the run without history."""
-        changes = check_tags(tags, removals=True)
-        rec = await self.store.update_tags(self._id(run_id), changes, self.clock.now())
-        self._publish(run_id, "tags")
-        return _info(rec, [])
-
-    @staticmethod
-    def _id(run_id: Any) -> str:
-        if not isinstance(run_id, str) or "\x00" in run_id:
-            raise RunNotFound(f"no run with id {run_id!r}")
-        return run_id
-
-    def subscribe(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
-        """Call `callback(run_id, what)` on every change this process sees; returns the
-        unsubscribe function. `what`: created, running, suspended, finished, signal,
-        hook, event, tags, abandoned, or wake (run_id "": another process's NOTIFY).
-
-        Callbacks run on the event loop and must not block. This is the single seam the
-        HTTP server's live updates use.
-        """
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._subscribers:
-                self._subscribers.remove(callback)
-
-        return unsubscribe
-
-    def _publish(self, run_id: str, what: str) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback(run_id, what)
-            except Exception:
-                log.exception("runtime subscriber failed on %s %s", run_id, what)

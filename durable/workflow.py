@@ -10,6 +10,7 @@ import msgspec
 
 from durable.durations import parse_duration
 from durable.errors import ValidationError, WorkflowNotFound
+from durable.queues import Queue
 from durable.retry import DEFAULT_RETRY, RetryPolicy
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from durable.schedules import Schedule
 
 WorkflowFn = Callable[..., Awaitable[Any]]
+ClaimPlan = tuple[list[tuple[str, str]], list[tuple[Queue, list[tuple[str, str]]]]]
 
 
 def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
@@ -68,7 +70,11 @@ class WorkflowDef:
         retry_policy: RetryPolicy | None = None,
         max_events: int | None = None,
         execution_timeout: Any = None,
+        queue: Queue | None = None,
     ) -> None:
+        if queue is not None and not isinstance(queue, Queue):
+            raise ValidationError(f"invalid queue {queue!r}: expected a durable.Queue")
+        self.queue = queue
         self.fn = fn
         self.name = check_name(name or fn.__name__, "workflow name")
         self.version = check_name(str(version), "workflow version")
@@ -140,6 +146,7 @@ def workflow(
     retry_policy: RetryPolicy | None = None,
     max_events: int | None = None,
     execution_timeout: Any = None,
+    queue: Queue | None = None,
 ) -> Callable[[WorkflowFn], WorkflowDef]: ...
 
 
@@ -154,10 +161,12 @@ def workflow(
     retry_policy: RetryPolicy | None = None,
     max_events: int | None = None,
     execution_timeout: Any = None,
+    queue: Queue | None = None,
 ) -> WorkflowDef | Callable[[WorkflowFn], WorkflowDef]:
     """Declare an `async def (ctx, input)` as a durable workflow.
 
     Usable bare (`@workflow`) or with options (`@workflow(version="2", schema=Order)`).
+    `queue=Queue(...)` puts its runs under that queue's flow-control limits.
     """
 
     def wrap(f: WorkflowFn) -> WorkflowDef:
@@ -170,6 +179,7 @@ def workflow(
             retry_policy=retry_policy,
             max_events=max_events,
             execution_timeout=execution_timeout,
+            queue=queue,
         )
 
     if fn is not None:
@@ -182,13 +192,24 @@ class Registry:
 
     def __init__(self, workflows: Iterable[WorkflowDef] = ()) -> None:
         self._by_name: dict[str, dict[str, WorkflowDef]] = {}
+        self._plan: ClaimPlan | None = None
         for w in workflows:
             self.register(w)
 
     def register(self, defn: WorkflowDef) -> None:
         if not isinstance(defn, WorkflowDef):
             raise TypeError(f"{defn!r} is not a @workflow; decorate it with @durable.workflow")
+        if defn.queue is not None:
+            # One queue name, one set of limits: claims pass the limits they know.
+            for other in self.all():
+                q = other.queue
+                if q is not None and q.name == defn.queue.name and q != defn.queue:
+                    raise ValidationError(
+                        f"queue {q.name!r} is declared twice with different "
+                        f"limits: {q!r} and {defn.queue!r}"
+                    )
         self._by_name.setdefault(defn.name, {})[defn.version] = defn
+        self._plan = None
 
     def get(self, name: str, version: str | None = None) -> WorkflowDef:
         versions = self._by_name.get(name)
@@ -212,3 +233,18 @@ class Registry:
 
     def all(self) -> list[WorkflowDef]:
         return [d for vs in self._by_name.values() for d in vs.values()]
+
+    def claim_plan(self) -> ClaimPlan:
+        """The (workflow, version) pairs claimed without a queue, and those of each queue
+        (computed once per registry change: the claim loop asks on every claim)."""
+        if self._plan is not None:
+            return self._plan
+        plain: list[tuple[str, str]] = []
+        queued: dict[str, tuple[Queue, list[tuple[str, str]]]] = {}
+        for d in self.all():
+            if d.queue is None:
+                plain.append(d.key)
+            else:
+                queued.setdefault(d.queue.name, (d.queue, []))[1].append(d.key)
+        self._plan = (plain, list(queued.values()))
+        return self._plan

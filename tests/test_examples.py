@@ -46,6 +46,7 @@ def test_every_example_is_tested() -> None:
         "parent_child",
         "fanout_batch",
         "http_dashboard",
+        "flow_control",
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
@@ -170,3 +171,15 @@ async def test_http_dashboard_mounted_in_a_starlette_app(dsn: str, schema: str) 
         "events": ["submitted"],
         "dashboard_base": True,
     }
+
+
+async def test_flow_control(dsn: str, schema: str) -> None:
+    out = await run("flow_control", dsn, schema)
+    assert out["partner_calls"] == 12
+    assert out["per_tenant_max"] == {"acme": 1, "globex": 1, "initech": 1}
+    assert 1 < out["overall_max"] <= 3  # three tenants side by side, one call each
+    assert out["report_order"] == ["incident", "weekly", "monthly", "quarterly"]
+    assert out["reports"] == ["incident.pdf", "monthly.pdf", "quarterly.pdf", "weekly.pdf"]
+    assert out["debounced_runs"] == 1
+    assert out["reindexed"] == [{"doc": "faq", "version": 10}]
+    assert out["active_after"] == 0

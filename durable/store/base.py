@@ -33,6 +33,15 @@ class NewRun(msgspec.Struct, frozen=True):
     """Insert the run already leased to this worker (local dispatch)."""
     lease_s: float = 30.0
     tags: dict[str, str] | None = None
+    ready_at: datetime | None = None
+    """Earliest start (a `delay` or debounce window); None: now."""
+    queue: str | None = None
+    """The flow-control queue whose limits gate the run's start (claimed only by
+    `claim_queue`, never by `claim`)."""
+    queue_key: str | None = None
+    priority: int = 0
+    debounce_key: str | None = None
+    """With `create_debounced`: collapse into the not-yet-started run of this key."""
 
 
 class RunRecord(msgspec.Struct, frozen=True):
@@ -53,6 +62,9 @@ class RunRecord(msgspec.Struct, frozen=True):
     tags: dict[str, str] = msgspec.field(default_factory=dict)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    queue: str | None = None
+    queue_key: str | None = None
+    priority: int = 0
 
 
 class ClaimedRun(msgspec.Struct, frozen=True):
@@ -180,6 +192,42 @@ class ScheduleRow(ScheduleInfo, frozen=True):
             paused=self.paused,
             active=self.active,
         )
+
+
+class QueueSpec(msgspec.Struct, frozen=True):
+    """A flow-control queue's limits as the claim path receives them (None: no limit)."""
+
+    name: str
+    concurrency: int | None = None
+    per_key_concurrency: int | None = None
+    rate_limit: int | None = None
+    rate_period_s: float | None = None
+
+
+class KeyStats(msgspec.Struct, frozen=True):
+    """Active (started, not ended) and pending (not started) runs of one queue key."""
+
+    key: str
+    active: int
+    pending: int
+
+
+class QueueStats(msgspec.Struct, frozen=True):
+    """What `Runtime.queue_stats` and `durable queues list` report about one queue.
+
+    `window_starts` counts run starts in the last `rate_period_s` (0 without a rate
+    limit); `keys` lists the keys with active or pending runs, by key.
+    """
+
+    name: str
+    concurrency: int | None
+    per_key_concurrency: int | None
+    rate_limit: int | None
+    rate_period_s: float | None
+    active: int
+    pending: int
+    window_starts: int
+    keys: list[KeyStats]
 
 
 NoticeCallback = Callable[[str], None]
@@ -414,6 +462,50 @@ class Store(Protocol):
     async def next_ready_at(self, keys: Sequence[tuple[str, str]]) -> datetime | None:
         """The earliest time a run of `keys` becomes claimable (a `ready_at` of a
         pending/suspended run, or a lease expiry), or None. Used for time skipping."""
+        ...
+
+    # -- flow control (queues) -------------------------------------------------------------
+
+    async def claim_queue(
+        self,
+        *,
+        owner: str,
+        queue: QueueSpec,
+        keys: Sequence[tuple[str, str]],
+        limit: int,
+        now: datetime,
+        lease_s: float,
+        exclude: Sequence[str] = (),
+    ) -> list[ClaimedRun]:
+        """`claim` for the runs of `queue` (of the pairs `keys`), within its limits.
+
+        A queued run is *active* from its first claim (`started_at`) until it ends. Runs
+        already active and runnable (woken, released, or with an expired lease) are
+        taken first and change no count. Then runs never started (`pending`,
+        `ready_at <= now`) start, lowest `priority` first, FIFO within a priority, keys
+        round-robin, while: active runs < `concurrency`, active runs of the run's key <
+        `per_key_concurrency`, and starts with `started_at > now - rate_period_s` <
+        `rate_limit`. A start is stamped no earlier than any finish of the queue already
+        recorded, so recorded [started_at, finished_at) intervals obey the limits.
+        Concurrent claimers (any process) never exceed a limit together. Records
+        `queue`'s limits for `queue_stats`.
+        """
+        ...
+
+    async def create_debounced(self, run: NewRun, now: datetime) -> Created:
+        """Insert `run` (`debounce_key` set, `ready_at` = end of its window), or collapse
+        it into the run of the same workflow and debounce key that has not started:
+        that run takes `run`'s input, `ready_at`, key and priority, and its id is
+        returned (`created` False)."""
+        ...
+
+    async def upsert_queues(self, queues: Sequence[QueueSpec], now: datetime) -> None:
+        """Record the limits of `queues` (shown by `queue_stats`); enforcement uses the
+        limits each claimer passes to `claim_queue`."""
+        ...
+
+    async def queue_stats(self, now: datetime, name: str | None = None) -> list[QueueStats]:
+        """Every recorded queue (or just `name`; empty if unknown), by name."""
         ...
 
     # -- schedules -------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from durable.store.base import (
     RunRecord,
     Store,
 )
+from durable.store.memory_queues import MemoryQueues
 from durable.store.memory_schedules import MemorySchedules
 
 log = logging.getLogger("durable.store.memory")
@@ -70,6 +71,10 @@ class _Run:
     finished_at: datetime | None = None
     order: int = 0
     tags: dict[str, str] = field(default_factory=dict)
+    queue: str | None = None
+    queue_key: str | None = None
+    priority: int = 0
+    debounce_key: str | None = None
 
     def record(self) -> RunRecord:
         return RunRecord(
@@ -88,6 +93,9 @@ class _Run:
             tags=dict(self.tags),
             started_at=self.started_at,
             finished_at=self.finished_at,
+            queue=self.queue,
+            queue_key=self.queue_key,
+            priority=self.priority,
         )
 
 
@@ -133,7 +141,7 @@ class MemoryListener:
         self._store.remove_listener(self.deliver)
 
 
-class MemoryStore(MemorySchedules):
+class MemoryStore(MemorySchedules, MemoryQueues):
     """A store held in this process: for unit tests and quick starts, lost on exit.
 
     Every method runs to completion without awaiting, so on one event loop each call is
@@ -146,7 +154,8 @@ class MemoryStore(MemorySchedules):
     channel = "memory"
 
     def __init__(self) -> None:
-        super().__init__()
+        MemorySchedules.__init__(self)
+        MemoryQueues.__init__(self)
         self._runs: dict[str, _Run] = {}
         self._by_key: dict[str, str] = {}
         self._children: dict[str, list[str]] = {}
@@ -215,12 +224,16 @@ class MemoryStore(MemorySchedules):
             input=run.input,
             parent_run_id=parent_run_id,
             idempotency_key=idempotency_key,
-            ready_at=now,
+            ready_at=run.ready_at or now,
             deadline=deadline,
             created_at=now,
             updated_at=now,
             order=self._next_order,
             tags=dict(run.tags or {}),
+            queue=run.queue,
+            queue_key=run.queue_key,
+            priority=run.priority,
+            debounce_key=run.debounce_key,
         )
         if idempotency_key is not None:
             self._by_key[idempotency_key] = run.run_id
@@ -383,6 +396,7 @@ class MemoryStore(MemorySchedules):
             r
             for r in self._runs.values()
             if r.id not in skip
+            and r.queue is None  # queued runs start only through claim_queue
             and self._matches(r, wanted)
             and (
                 (r.status in _WAITING and r.ready_at is not None and r.ready_at <= now)

@@ -41,13 +41,15 @@ from durable.store.base import (
 )
 from durable.store.outside_sql import OutsideOps
 from durable.store.pg_listener import PgListener
+from durable.store.pg_queues import PgQueueQueries
 from durable.store.pg_schedules import PgScheduleQueries
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x64757261626C65  # "durable" as a number: one advisory lock per database
 _RUN_COLS = (
     "id, workflow, version, status, input, output, error, parent_run_id, pending, "
-    "created_at, updated_at, ready_at, tags::text AS tags, started_at, finished_at"
+    "created_at, updated_at, ready_at, tags::text AS tags, started_at, finished_at,"
+    " queue, queue_key, priority"
 )
 
 
@@ -83,6 +85,9 @@ def _record(row: asyncpg.Record) -> RunRecord:
         tags=msgspec.json.decode(row["tags"]) if row["tags"] else {},
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        queue=row["queue"],
+        queue_key=row["queue_key"],
+        priority=row["priority"],
     )
 
 
@@ -131,7 +136,7 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
-class PostgresStore(PgScheduleQueries, OutsideOps):
+class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries):
     """The production store. One pool per runtime; the group committer borrows from it."""
 
     def __init__(self, dsn: str, *, schema: str = "durable", pool_size: int = 10) -> None:
@@ -227,19 +232,22 @@ class PostgresStore(PgScheduleQueries, OutsideOps):
                     "WITH ins AS ("
                     " INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
                     "  idempotency_key, ready_at, deadline, created_at, updated_at,"
-                    "  lease_owner, lease_until, fence, started_at, tags)"
+                    "  lease_owner, lease_until, fence, started_at, tags, queue, queue_key,"
+                    "  priority)"
                     " SELECT u.id, u.workflow, u.version,"
                     "  CASE WHEN u.owner IS NULL THEN 'pending' ELSE 'running' END,"
-                    "  u.input, u.parent, u.ikey, $8::timestamptz, u.deadline, $8, $8, u.owner,"
+                    "  u.input, u.parent, u.ikey, coalesce(u.ready, $8::timestamptz), u.deadline,"
+                    "  $8, $8, u.owner,"
                     "  CASE WHEN u.owner IS NULL THEN NULL"
                     "   ELSE $8::timestamptz + make_interval(secs => u.lease) END,"
                     "  CASE WHEN u.owner IS NULL THEN 0 ELSE 1 END,"
                     "  CASE WHEN u.owner IS NULL THEN NULL ELSE $8 END,"
-                    "  coalesce(u.tags::jsonb, '{}')"
+                    "  coalesce(u.tags::jsonb, '{}'), u.queue, u.qkey, u.prio"
                     " FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],"
-                    "  $6::text[], $7::timestamptz[], $10::text[], $11::float8[], $12::text[])"
+                    "  $6::text[], $7::timestamptz[], $10::text[], $11::float8[], $12::text[],"
+                    "  $14::timestamptz[], $15::text[], $16::text[], $17::int[])"
                     "  AS u(id, workflow, version, input, parent, ikey, deadline, owner, lease,"
-                    "  tags)"
+                    "   tags, ready, queue, qkey, prio)"
                     " ON CONFLICT DO NOTHING RETURNING id, lease_owner)"
                     # Only runs left for other workers need a NOTIFY.
                     " SELECT id, CASE WHEN lease_owner IS NULL THEN pg_notify($9, $13) END"
@@ -257,6 +265,10 @@ class PostgresStore(PgScheduleQueries, OutsideOps):
                     [r.lease_s for r in runs],
                     [None if not r.tags else msgspec.json.encode(r.tags).decode() for r in runs],
                     NOTICE_WAKE,
+                    [r.ready_at for r in runs],
+                    [r.queue for r in runs],
+                    [r.queue_key for r in runs],
+                    [r.priority for r in runs],
                 )
             }
             missing = [r for r in runs if r.run_id not in created]
@@ -356,6 +368,9 @@ class PostgresStore(PgScheduleQueries, OutsideOps):
             " SELECT id, started_at AS first FROM runs"
             " WHERE ((status IN ('pending', 'suspended') AND ready_at <= $1)"
             "        OR (status = 'running' AND lease_until < $1))"
+            # Queued runs start only through claim_queue (their limits); the partial
+            # index runs_ready (migration 0006) holds unqueued runs only.
+            "   AND queue IS NULL"
             "   AND (workflow, version) IN (SELECT * FROM unnest($2::text[], $3::text[]))"
             "   AND NOT (id = ANY($6::text[]))"
             " ORDER BY ready_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
@@ -522,8 +537,9 @@ class PostgresStore(PgScheduleQueries, OutsideOps):
             await self._lock_owned(conn, run_id, fence)
             await conn.execute(
                 "INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
-                " ready_at, deadline, created_at, updated_at)"
-                " VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $6, $6) ON CONFLICT DO NOTHING",
+                " ready_at, deadline, created_at, updated_at, queue, queue_key, priority)"
+                " VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $6, $6, $8, $9, $10)"
+                " ON CONFLICT DO NOTHING",
                 child.run_id,
                 child.workflow,
                 child.version,
@@ -531,6 +547,9 @@ class PostgresStore(PgScheduleQueries, OutsideOps):
                 run_id,
                 now,
                 deadline,
+                child.queue,
+                child.queue_key,
+                child.priority,
             )
             await _insert_events(conn, [run_id], [event])
             await conn.execute("SELECT pg_notify($1, $2)", self.channel, NOTICE_WAKE)
@@ -705,7 +724,12 @@ class PostgresStore(PgScheduleQueries, OutsideOps):
             return None
         value: Any = await self.pool.fetchval(
             "SELECT least("
+            # Two subqueries, one per partial index (unqueued / queued runs).
             " (SELECT min(ready_at) FROM runs WHERE status IN ('pending', 'suspended')"
+            "   AND queue IS NULL"
+            "   AND (workflow, version) IN (SELECT * FROM unnest($1::text[], $2::text[]))),"
+            " (SELECT min(ready_at) FROM runs WHERE status IN ('pending', 'suspended')"
+            "   AND queue IS NOT NULL"
             "   AND (workflow, version) IN (SELECT * FROM unnest($1::text[], $2::text[]))),"
             " (SELECT min(lease_until) FROM runs WHERE status = 'running'"
             "   AND (workflow, version) IN (SELECT * FROM unnest($1::text[], $2::text[]))))",

@@ -249,6 +249,7 @@ class RunExecution:
             created_at=self.now(),
             parent_run_id=self.run_id,
             deadline_s=defn.execution_timeout,
+            queue=None if defn.queue is None else defn.queue.name,
         )
         await self._guard(
             lambda: self.store.start_child(self.run_id, self.fence, event, child, self.now())

@@ -160,14 +160,32 @@ class Executor:
         if free <= 0:
             return []
         self._wake.clear()
+        _, queued = self.registry.claim_plan()
+        limit = min(free, self.claim_batch)
+        # Every registered pair, queued or not: `claim` takes only runs stored without a
+        # queue, which includes runs created before their workflow gained one.
         claimed = await self.store.claim(
             owner=self.owner,
             keys=self.registry.keys(),
-            limit=min(free, self.claim_batch),
+            limit=limit,
             now=self.clock.now(),
             lease_s=self.lease_s,
             exclude=list(exclude),
         )
+        # Each queue's runs start through its own claim (its limits, its row lock), so
+        # queued and unqueued workflows never wait on each other's claims.
+        for queue, keys in queued:
+            if len(claimed) >= limit:
+                break
+            claimed += await self.store.claim_queue(
+                owner=self.owner,
+                queue=queue.spec(),
+                keys=keys,
+                limit=limit - len(claimed),
+                now=self.clock.now(),
+                lease_s=self.lease_s,
+                exclude=list(exclude),
+            )
         for c in claimed:
             self._start(c)
         return [c.run_id for c in claimed]

@@ -1,0 +1,105 @@
+"""The records the public API returns about runs and hooks, and their validation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from durable import codec
+from durable.core.vocabulary import RunStatus
+from durable.errors import ValidationError
+from durable.store import RunRecord
+from durable.workflow import check_name
+
+OUTSIDE_POS = -2
+"""`Event.pos` of a custom event emitted from outside the run (no ctx call owns it)."""
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One entry of a run's history, payload decoded. Kinds: see docs/concepts.md."""
+
+    seq: int
+    kind: str
+    name: str
+    payload: Any
+    created_at: datetime | None
+    pos: int = -1
+
+
+class RunInfo(msgspec.Struct, frozen=True):
+    """What `get_run` and `list_runs` report about a run."""
+
+    run_id: str
+    workflow: str
+    version: str
+    status: RunStatus
+    input: Any
+    output: Any
+    error: str | None
+    pending: list[dict[str, Any]]
+    history: list[Event]
+    parent_run_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    continued_as: str | None = None
+
+
+class HookInfo(msgspec.Struct, frozen=True):
+    """What `get_hook` reports: `used_at` is None until the hook is executed."""
+
+    token: str
+    run_id: str
+    name: str
+    metadata: Any
+    created_at: datetime
+    used_at: datetime | None
+
+
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 1024
+
+
+def check_tags(tags: Any, *, removals: bool = False) -> dict[str, Any]:
+    """Tags are str -> str (None too when `removals`: it deletes the key). ValidationError."""
+    if not isinstance(tags, Mapping):
+        raise ValidationError(f"invalid tags {tags!r}: expected a dict of str to str")
+    for key, value in tags.items():
+        check_name(key, "tag key")
+        if len(key) > MAX_TAG_KEY:
+            raise ValidationError(f"invalid tag key {key[:40]!r}...: over {MAX_TAG_KEY} chars")
+        if value is None and removals:
+            continue
+        if not isinstance(value, str) or "\x00" in value or len(value) > MAX_TAG_VALUE:
+            raise ValidationError(
+                f"invalid value {value!r} for tag {key!r}: must be a string without NUL"
+                f" of at most {MAX_TAG_VALUE} chars"
+            )
+    return dict(tags)
+
+
+def run_info(rec: RunRecord, history: list[Event]) -> RunInfo:
+    return RunInfo(
+        run_id=rec.run_id,
+        workflow=rec.workflow,
+        version=rec.version,
+        status=RunStatus(rec.status),
+        input=codec.decode(rec.input),
+        output=codec.decode(rec.output),
+        error=rec.error,
+        pending=(
+            list(codec.decode(rec.pending) or []) if rec.status == RunStatus.SUSPENDED else []
+        ),
+        history=history,
+        parent_run_id=rec.parent_run_id,
+        created_at=rec.created_at,
+        updated_at=rec.updated_at,
+        tags=dict(rec.tags),
+        started_at=rec.started_at,
+        finished_at=rec.finished_at,
+    )
