@@ -30,6 +30,7 @@ from durable.errors import (
 )
 from durable.ids import new_run_id
 from durable.store import Created, Finish, Listener, NewRun, RunRecord, Store, store_for
+from durable.tags import check_tags as check_tags
 from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
 
@@ -80,28 +81,6 @@ class HookInfo(msgspec.Struct, frozen=True):
     metadata: Any
     created_at: datetime
     used_at: datetime | None
-
-
-MAX_TAG_KEY = 128
-MAX_TAG_VALUE = 1024
-
-
-def check_tags(tags: Any, *, removals: bool = False) -> dict[str, Any]:
-    """Tags are str -> str (None too when `removals`: it deletes the key). ValidationError."""
-    if not isinstance(tags, Mapping):
-        raise ValidationError(f"invalid tags {tags!r}: expected a dict of str to str")
-    for key, value in tags.items():
-        check_name(key, "tag key")
-        if len(key) > MAX_TAG_KEY:
-            raise ValidationError(f"invalid tag key {key[:40]!r}...: over {MAX_TAG_KEY} chars")
-        if value is None and removals:
-            continue
-        if not isinstance(value, str) or "\x00" in value or len(value) > MAX_TAG_VALUE:
-            raise ValidationError(
-                f"invalid value {value!r} for tag {key!r}: must be a string without NUL"
-                f" of at most {MAX_TAG_VALUE} chars"
-            )
-    return dict(tags)
 
 
 def _info(rec: RunRecord, history: list[Event]) -> RunInfo:
@@ -188,6 +167,7 @@ class Runtime:
         clock: Clock | None = None,
         store: Store | None = None,
         context_provider: Callable[[Any], Any] | None = None,
+        listen_delay: Any = None,
     ) -> None:
         config = RuntimeConfig.build(
             worker=worker,
@@ -202,6 +182,7 @@ class Runtime:
             pool_size=pool_size,
             listen=listen,
             local_dispatch=local_dispatch,
+            listen_delay=listen_delay,
         )
         self._setup(dsn, config, workflows, clock, store, context_provider)
 
@@ -357,6 +338,7 @@ class Runtime:
                 max_payload=self.max_payload,
                 on_finished=self._notify_finished,
                 context_provider=self.context_provider,
+                listen_delay=self.config.listen_delay,
             )
             self._executor.on_changed = self._publish
             self._executor.start_committer()
@@ -417,7 +399,7 @@ class Runtime:
         else:
             self._publish("", "wake")
             if self._executor is not None and self.worker:
-                self._executor.poke()
+                self._executor.poke(notice=True)
 
     def _on_reconnect(self) -> None:
         """Notices were lost while the listener was down: re-check everything once."""
@@ -501,12 +483,14 @@ class Runtime:
         version: str | None = None,
         parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
+        execute: bool = False,
     ) -> RunHandle:
         """Start a run; returns once it is durably recorded.
 
         The same `run_id` or `idempotency_key` returns the existing run and starts nothing.
         `parent_run_id` records lineage only (the parent does not wait); `tags` label the
-        run for `list_runs(tags=...)`.
+        run for `list_runs(tags=...)`. `execute=True` runs a new run here until its first
+        suspension or its end before returning (also with worker=False).
         """
         defn = self._workflow(workflow, version)
         if run_id is not None:
@@ -520,7 +504,9 @@ class Runtime:
         data = codec.encode(value, what=f"input of workflow {defn.name!r}")
         self._check_size(data, f"input of workflow {defn.name!r}")
         executor = self.executor
-        local = self.worker and self.local_dispatch and executor.reserve(defn)
+        local = (execute or (self.worker and self.local_dispatch)) and executor.reserve(
+            defn, execute
+        )
         new = NewRun(
             run_id=run_id or new_run_id(),
             workflow=defn.name,
@@ -547,6 +533,8 @@ class Runtime:
                 executor.unreserve()
         if result.created:
             self._publish(result.run_id, "created")
+            if execute:
+                await executor.settle(result.run_id)
         return RunHandle(self, result.run_id, result.created)
 
     async def _create_runs(self, runs: Sequence[NewRun]) -> list[Created]:
