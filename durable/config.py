@@ -30,12 +30,17 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     pool_size: int = 10
     listen: bool = True
     local_dispatch: bool = True
+    # Seconds a worker waits after a notification before claiming, so a burst of
+    # triggers from elsewhere is claimed in one batch (Sonamu `listenDelay`). None: at once.
+    listen_delay: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ValueError(f"invalid concurrency {self.concurrency!r}: must be >= 1")
         if self.lease_s <= 0:
             raise ValueError(f"invalid lease {self.lease_s!r}: must be > 0")
+        if self.listen_delay is not None and not 0 <= self.listen_delay <= 60:
+            raise ValueError(f"invalid listen_delay {self.listen_delay!r}: must be 0 to 60s")
 
     @classmethod
     def build(
@@ -53,6 +58,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
         pool_size: int = 10,
         listen: bool = True,
         local_dispatch: bool = True,
+        listen_delay: Any = None,
     ) -> RuntimeConfig:
         """From Runtime's keyword arguments (durations in any accepted form)."""
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -76,4 +82,5 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
             pool_size=pool_size,
             listen=listen,
             local_dispatch=local_dispatch,
+            listen_delay=None if listen_delay is None else parse_duration(listen_delay),
         )

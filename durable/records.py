@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -10,9 +9,7 @@ import msgspec
 
 from durable import codec
 from durable.core.vocabulary import RunStatus
-from durable.errors import ValidationError
 from durable.store import RunRecord
-from durable.workflow import check_name
 
 OUTSIDE_POS = -2
 """`Event.pos` of a custom event emitted from outside the run (no ctx call owns it)."""
@@ -59,28 +56,6 @@ class HookInfo(msgspec.Struct, frozen=True):
     metadata: Any
     created_at: datetime
     used_at: datetime | None
-
-
-MAX_TAG_KEY = 128
-MAX_TAG_VALUE = 1024
-
-
-def check_tags(tags: Any, *, removals: bool = False) -> dict[str, Any]:
-    """Tags are str -> str (None too when `removals`: it deletes the key). ValidationError."""
-    if not isinstance(tags, Mapping):
-        raise ValidationError(f"invalid tags {tags!r}: expected a dict of str to str")
-    for key, value in tags.items():
-        check_name(key, "tag key")
-        if len(key) > MAX_TAG_KEY:
-            raise ValidationError(f"invalid tag key {key[:40]!r}...: over {MAX_TAG_KEY} chars")
-        if value is None and removals:
-            continue
-        if not isinstance(value, str) or "\x00" in value or len(value) > MAX_TAG_VALUE:
-            raise ValidationError(
-                f"invalid value {value!r} for tag {key!r}: must be a string without NUL"
-                f" of at most {MAX_TAG_VALUE} chars"
-            )
-    return dict(tags)
 
 
 def run_info(rec: RunRecord, history: list[Event]) -> RunInfo:

@@ -34,18 +34,10 @@ from durable.records import OUTSIDE_POS as OUTSIDE_POS
 from durable.records import Event as Event
 from durable.records import HookInfo as HookInfo
 from durable.records import RunInfo as RunInfo
-from durable.records import check_tags as check_tags
 from durable.records import run_info
 from durable.runtime_ops import RuntimeOps
-from durable.store import (
-    Created,
-    Finish,
-    Listener,
-    NewRun,
-    RunRecord,
-    Store,
-    store_for,
-)
+from durable.store import Created, Finish, Listener, NewRun, RunRecord, Store, store_for
+from durable.tags import check_tags as check_tags
 from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
 
@@ -114,6 +106,7 @@ class Runtime(RuntimeOps):
         clock: Clock | None = None,
         store: Store | None = None,
         context_provider: Callable[[Any], Any] | None = None,
+        listen_delay: Any = None,
     ) -> None:
         config = RuntimeConfig.build(
             worker=worker,
@@ -128,6 +121,7 @@ class Runtime(RuntimeOps):
             pool_size=pool_size,
             listen=listen,
             local_dispatch=local_dispatch,
+            listen_delay=listen_delay,
         )
         self._setup(dsn, config, workflows, clock, store, context_provider)
 
@@ -285,6 +279,7 @@ class Runtime(RuntimeOps):
                 max_payload=self.max_payload,
                 on_finished=self._notify_finished,
                 context_provider=self.context_provider,
+                listen_delay=self.config.listen_delay,
             )
             self._executor.on_changed = self._publish
             self._executor.start_committer()
@@ -348,7 +343,7 @@ class Runtime(RuntimeOps):
         else:
             self._publish("", "wake")
             if self._executor is not None and self.worker:
-                self._executor.poke()
+                self._executor.poke(notice=True)
 
     def _on_reconnect(self) -> None:
         """Notices were lost while the listener was down: re-check everything once."""
@@ -439,12 +434,14 @@ class Runtime(RuntimeOps):
         priority: int = 0,
         delay: Any = None,
         debounce: tuple[str, Any] | None = None,
+        execute: bool = False,
     ) -> RunHandle:
         """Start a run; returns once it is durably recorded.
 
         The same `run_id` or `idempotency_key` returns the existing run and starts nothing.
         `parent_run_id` records lineage only (the parent does not wait); `tags` label the
-        run for `list_runs(tags=...)`.
+        run for `list_runs(tags=...)`. `execute=True` runs a new run here until its first
+        suspension or its end before returning (also with worker=False).
         Flow control (docs/flow-control.md): `key` (per-key limits of the workflow's
         queue), `priority` (lower starts first within the queue), `delay` (earliest
         start = now + delay), `debounce=(key, window)` (collapse into the pending run of
@@ -468,8 +465,15 @@ class Runtime(RuntimeOps):
         data = codec.encode(value, what=f"input of workflow {defn.name!r}")
         self._check_size(data, f"input of workflow {defn.name!r}")
         executor = self.executor
+        if execute and flow.deferred:
+            raise ValidationError(
+                f"invalid execute=True for workflow {defn.name!r}: a queued, delayed or "
+                "debounced run starts through a claim, never in the caller"
+            )
         # A queued, delayed or debounced run starts through a claim, never locally.
-        local = self.worker and self.local_dispatch and not flow.deferred and executor.reserve(defn)
+        local = (
+            execute or (self.worker and self.local_dispatch and not flow.deferred)
+        ) and executor.reserve(defn, execute)
         now = self.clock.now()
         ready_at = flow.ready_at(now)
         new = NewRun(
@@ -508,6 +512,8 @@ class Runtime(RuntimeOps):
                 executor.unreserve()
         if result.created:
             self._publish(result.run_id, "created")
+            if execute:
+                await executor.settle(result.run_id)
         return RunHandle(self, result.run_id, result.created)
 
     async def _create_runs(self, runs: Sequence[NewRun]) -> list[Created]:

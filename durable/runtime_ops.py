@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from durable import codec
 from durable.errors import RunNotFound, ValidationError
-from durable.records import HookInfo, RunInfo, check_tags, run_info
+from durable.records import HookInfo, RunInfo, run_info
 from durable.store import QueueStats, RunRecord, Store
+from durable.tags import check_tags
 from durable.workflow import check_name
 
 if TYPE_CHECKING:

@@ -3,6 +3,8 @@
 Each block is a complete program: it gets `dsn` and `schema` (a fresh schema per block),
 may `await` at top level (compiled as `python -m asyncio` does), and checks itself
 with `assert`. A block that fails, or a section that loses its blocks, fails here.
+Blocks that show the in-memory store (`Runtime("memory://")`, `store=MemoryStore()`) or
+the HTTP API (httpx on `durable.http.create_app`) run the same way.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _blocks() -> list[tuple[str, str]]:
         heading = re.findall(r"^### .*\((seed \d+)\)", before, re.M)
         seed = heading[-1].replace(" ", "") if heading else seed
         lead_in = [p for p in before.split("\n\n") if p.strip()][-1:]  # the paragraph above
-        titles = re.findall(r"\*\*(.+?)\*\*", lead_in[0] if lead_in else "")
+        titles = re.findall(r"\*\*(.+?)\*\*", lead_in[0] if lead_in else "", re.S)
         title = titles[0] if titles else f"block{len(blocks)}"
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40]
         blocks.append((f"{seed}-{slug}", match.group(1)))
@@ -50,8 +52,9 @@ BLOCKS = _blocks()
 def test_the_section_has_a_block_per_seed_example() -> None:
     seeds = {block_id.split("-")[0] for block_id, _ in BLOCKS}
     assert seeds == {"seed000", "seed001", "seed002", "seed003", "seed004"}
-    assert len(BLOCKS) >= 38
+    assert len(BLOCKS) >= 44
     assert len({block_id for block_id, _ in BLOCKS}) == len(BLOCKS)  # readable, unique ids
+    assert not [i for i, _ in BLOCKS if re.search(r"-block\d+$", i)]  # each has a title
 
 
 @pytest.fixture

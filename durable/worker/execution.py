@@ -254,6 +254,7 @@ class RunExecution:
         await self._guard(
             lambda: self.store.start_child(self.run_id, self.fence, event, child, self.now())
         )
+        self.executor.poke()  # our own new run: claim it now, whatever the listen_delay
 
     async def child_outcome(self, run_id: str) -> ChildOutcome | None:
         return await self._guard(lambda: self.store.child_outcome(run_id))

@@ -17,6 +17,7 @@ from typing import Any
 from durable.clock import Clock
 from durable.core.history import History
 from durable.core.state import DriveResult
+from durable.errors import WorkflowNotFound
 from durable.store.base import ClaimedRun, Extend, Finish, Store
 from durable.worker.committer import GroupCommitter
 from durable.worker.execution import RunExecution
@@ -41,6 +42,7 @@ class Executor:
         max_payload: int | None,
         on_finished: Callable[[str, Finish | None], None],
         context_provider: Callable[[Any], Any] | None = None,
+        listen_delay: float | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -69,6 +71,11 @@ class Executor:
         self._inflight = 0  # executions started and not yet ended (claimed slots)
         self._reserved = 0  # slots promised to runs this process is inserting itself
         self.claim_batch = max(1, min(concurrency, 500))
+        # Sonamu's listenDelay: after a notification, wait this long before claiming so
+        # the rest of a burst is claimed in the same batch. Local wake-ups cut it short.
+        self.listen_delay = listen_delay or 0.0
+        self._noticed = False
+        self._urgent = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -106,8 +113,13 @@ class Executor:
 
     # -- wake-ups ---------------------------------------------------------------------
 
-    def poke(self) -> None:
-        """Something may be runnable now (NOTIFY, a woken suspend, a freed slot)."""
+    def poke(self, *, notice: bool = False) -> None:
+        """Something may be runnable now: a NOTIFY (`notice`, subject to `listen_delay`),
+        or a local cause (a woken suspend, a reconnect) that is never delayed."""
+        if notice:
+            self._noticed = True
+        else:
+            self._urgent.set()
         self._wake.set()
 
     def note_wake_at(self, when: datetime) -> None:
@@ -151,6 +163,11 @@ class Executor:
                 async with asyncio.timeout(self._next_timeout()):
                     await self._wake.wait()
             self._wake.clear()
+            if self._noticed and self.listen_delay > 0 and not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.listen_delay):
+                        await self._urgent.wait()
+            self._urgent.clear()
             if self._inflight + self._reserved >= self.concurrency:
                 self._slot_free.clear()
                 await self._slot_free.wait()
@@ -160,6 +177,7 @@ class Executor:
         if free <= 0:
             return []
         self._wake.clear()
+        self._noticed = False  # this claim serves every notice received so far
         _, queued = self.registry.claim_plan()
         limit = min(free, self.claim_batch)
         # Every registered pair, queued or not: `claim` takes only runs stored without a
@@ -193,15 +211,22 @@ class Executor:
     def _forget_task(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
 
-    def reserve(self, defn: WorkflowDef) -> bool:
+    def reserve(self, defn: WorkflowDef, execute: bool = False) -> bool:
         """Promise a slot to a run this process is about to insert already claimed.
 
         Local dispatch: a worker that triggers a run it can execute skips the NOTIFY and
         the claim query (about a millisecond of latency) by inserting it leased to itself.
+        `execute` (trigger(execute=True)) must get the slot, even past `concurrency`
+        (its caller awaits it, which bounds it), or raises before anything is written.
         """
         if self._stopping or self.registry.find(defn.name, defn.version) is not defn:
+            if execute:
+                raise WorkflowNotFound(
+                    f"trigger(execute=True): workflow {defn.name!r} version {defn.version!r}"
+                    " is not registered in this runtime (or it is stopping)"
+                )
             return False
-        if self._inflight + self._reserved >= self.concurrency:
+        if self._inflight + self._reserved >= self.concurrency and not execute:
             return False
         self._reserved += 1
         return True
@@ -213,6 +238,15 @@ class Executor:
     def start_reserved(self, claimed: ClaimedRun) -> None:
         self._reserved -= 1
         self._start(claimed)
+
+    async def settle(self, run_id: str) -> None:
+        """Wait until this process's execution of `run_id` reaches its first stop
+        (suspension, end, or abandon), for trigger(execute=True)."""
+        if self._beat_task is None:  # worker=False: still keep the lease while it runs
+            self._beat_task = asyncio.create_task(self._heartbeat_loop(), name="durable-heartbeat")
+        mine = [task for task, rid in self._tasks.items() if rid == run_id]
+        if mine:
+            await asyncio.wait(mine)
 
     def _start(self, claimed: ClaimedRun) -> None:
         defn = self.registry.find(claimed.workflow, claimed.version)
@@ -270,6 +304,8 @@ class Executor:
                 execution.evict()
         elif outcome is DriveResult.FINISHED and execution is not None:
             self.on_finished(run_id, execution.outcome)
+            if execution.parent_run_id is not None:
+                self.poke()  # its parent may wait on it here: not subject to listen_delay
         elif execution is not None and outcome is DriveResult.ABANDONED:
             execution.evict()
         if self.on_changed is not None:
