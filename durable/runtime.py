@@ -20,6 +20,7 @@ from durable.config import RuntimeConfig
 from durable.core.events import EventKind
 from durable.core.vocabulary import TERMINAL, Notice, parse_notice
 from durable.core.vocabulary import RunStatus as RunStatus
+from durable.diagnostics import traceback_of
 from durable.durations import parse_duration
 from durable.errors import (
     PayloadTooLarge,
@@ -69,6 +70,7 @@ class RunInfo(msgspec.Struct, frozen=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     continued_as: str | None = None
+    traceback: str | None = None  # of a run whose code raised (get_run only)
 
 
 class HookInfo(msgspec.Struct, frozen=True):
@@ -611,7 +613,7 @@ class Runtime:
             Event(e.seq, e.kind, e.name, codec.decode(e.payload), e.created_at, e.pos)
             for e in events
         ]
-        return _info(rec, history)
+        return msgspec.structs.replace(_info(rec, history), traceback=traceback_of(history))
 
     async def export_run(self, run_id: str) -> dict[str, Any]:
         """The run and its full history with the stored payload bytes, as `durable runs

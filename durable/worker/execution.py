@@ -19,7 +19,8 @@ import msgspec
 from durable import codec
 from durable.context import Context
 from durable.core.events import Event, EventKind
-from durable.core.history import History
+from durable.core import decide
+from durable.core.history import History, RunFailure
 from durable.core.state import DriveResult, Phase, RunAborted, RunState
 from durable.core.vocabulary import RunStatus
 from durable.errors import (
@@ -394,6 +395,13 @@ class RunExecution:
         events: list[Event] = []
         if state.failure is not None:
             finish = self._failed(state.failure, with_event=state.failure_event)
+            # Parked (non-determinism, a limit): the run stops until someone acts.
+            log.error(
+                "run %s of workflow %r parked as failed: %s",
+                self.run_id,
+                self.defn.name,
+                state.failure,
+            )
             if state.failure_event:
                 events = self.buffer
         else:
@@ -409,7 +417,17 @@ class RunExecution:
                 if finish.event is None:  # non-determinism: history stays exactly as it was
                     events = []
             else:
-                finish = self._failed(f"{type(exc).__name__}: {exc}")
+                finish = self._failed(
+                    f"{type(exc).__name__}: {exc}", traceback=decide.run_traceback(exc)
+                )
+                log.error(
+                    "run %s of workflow %r failed: %s: %s",
+                    self.run_id,
+                    self.defn.name,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
         self.buffer = []
         try:
             await self._submit(events=events, finish=finish)
@@ -418,10 +436,15 @@ class RunExecution:
         self.outcome = finish
         return DriveResult.FINISHED
 
-    def _failed(self, error: str, *, with_event: bool = True) -> Finish:
+    def _failed(
+        self, error: str, *, with_event: bool = True, traceback: str | None = None
+    ) -> Finish:
         event = None
         if with_event:
-            event = self.state.run_event(EventKind.RUN_FAILED, codec.encode(error), self.now())
+            # With a traceback the payload is a RunFailure (read back by get_run as
+            # RunInfo.traceback); without one it stays the error text, as before.
+            payload = codec.encode(error if traceback is None else RunFailure(error, traceback))
+            event = self.state.run_event(EventKind.RUN_FAILED, payload, self.now())
         return Finish(self.run_id, self.fence, RunStatus.FAILED, None, error, event)
 
     def _completed(self, result: Any) -> Finish:
