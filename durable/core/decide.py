@@ -28,6 +28,8 @@ import msgspec
 from durable import codec
 from durable.core.events import Event, EventKind
 from durable.core.history import (
+    MAX_TRACEBACK,
+    ChildFailure,
     ChildRef,
     StepFailure,
     Until,
@@ -35,8 +37,6 @@ from durable.core.history import (
     decode_child_failure,
     decode_failure,
     decode_until,
-    MAX_TRACEBACK,
-    ChildFailure,
     format_traceback,
     meta_encode,
 )

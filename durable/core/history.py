@@ -16,7 +16,6 @@ import msgspec
 from durable.core.events import OP_OF_EVENT, RUN_POS, Event, OpKind
 from durable.errors import NonDeterminismError
 
-
 MAX_TRACEBACK = 8192
 """Characters of a formatted traceback kept with a failure; the tail (the innermost
 frames and the error line) is what is kept, since that is where the bug is."""

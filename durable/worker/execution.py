@@ -18,8 +18,8 @@ import msgspec
 
 from durable import codec
 from durable.context import Context
-from durable.core.events import Event, EventKind
 from durable.core import decide
+from durable.core.events import Event, EventKind
 from durable.core.history import History, RunFailure
 from durable.core.state import DriveResult, Phase, RunAborted, RunState
 from durable.core.vocabulary import RunStatus
