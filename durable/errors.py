@@ -75,6 +75,14 @@ class WorkflowCancelled(DurableError):
         self.run_id = run_id
 
 
+class RunNotFailed(DurableError):
+    """Only a failed run (or one parked by NonDeterminismError) can be retried."""
+
+
+class SchemaNotFound(DurableError):
+    """The database schema named does not exist or holds no durable tables."""
+
+
 class FenceLost(DurableError):
     """Internal: this worker no longer owns the run (lease taken over, or run closed)."""
 
@@ -85,7 +93,9 @@ __all__ = [
     "NonDeterminismError",
     "PayloadTooLarge",
     "RunClosed",
+    "RunNotFailed",
     "RunNotFound",
+    "SchemaNotFound",
     "SerializationError",
     "StepFailed",
     "ValidationError",
