@@ -20,7 +20,7 @@ from durable.config import RuntimeConfig
 from durable.core.events import EventKind
 from durable.core.vocabulary import TERMINAL, Notice, parse_notice
 from durable.core.vocabulary import RunStatus as RunStatus
-from durable.diagnostics import traceback_of
+from durable.diagnostics import FailureOps, traceback_of, wait_or_explain
 from durable.durations import parse_duration
 from durable.errors import (
     PayloadTooLarge,
@@ -150,8 +150,7 @@ class RunHandle:
         TimeoutError when `timeout` passes first (the run is left alone).
         """
         seconds = None if timeout is None else parse_duration(timeout)
-        async with asyncio.timeout(seconds):
-            status, output, error = await self._rt._wait_finished(self.run_id)
+        status, output, error = await wait_or_explain(self._rt, self.run_id, seconds)
         if status == RunStatus.COMPLETED:
             return codec.decode(output)
         if status == RunStatus.CANCELLED:
@@ -161,7 +160,7 @@ class RunHandle:
         )
 
 
-class Runtime:
+class Runtime(FailureOps):
     """Opens a store, applies migrations and (with `worker=True`) executes runs.
 
     Use as `async with Runtime(dsn, workflows=[...]) as rt:`. `dsn` is a PostgreSQL

@@ -157,7 +157,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgDiagnostics):
                 connection_class=_Connection,
                 server_settings={"search_path": self.schema, "application_name": "durable"},
             )
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConnectionError(
                 f"cannot connect to PostgreSQL at {redact_dsn(self.dsn)}: {exc}"
             ) from None
