@@ -108,6 +108,10 @@ async def wait_or_explain(
 class FailureOps:
     """`Runtime.retry`, mixed into Runtime (runtime.py is at its size limit)."""
 
+    migrate_on_start: bool = True
+    """Apply migrations when the runtime starts. False: only check that the schema
+    exists (SchemaNotFound naming it), as the CLI's read-only commands do."""
+
     async def retry(self: Any, run_id: str) -> RunHandle:
         """Resume a failed run (or one parked by NonDeterminismError) in place.
 

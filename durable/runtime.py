@@ -346,7 +346,7 @@ class Runtime(FailureOps):
         store = await self._open_store()
         self._store = store
         try:
-            await store.migrate()
+            await (store.migrate() if self.migrate_on_start else store.check_schema())
             self._executor = Executor(
                 store,
                 self.registry,
