@@ -640,6 +640,7 @@ class Context:
     def _recorded(self, name: str, make: Callable[[], Any]) -> Any:
         st = self._st
         pos = st.take()
+        st.sync_ops += 1
         d = decide.recorded(st.lookup(pos, OpKind.RECORD, name))
         if type(d) is Value:
             return d.value

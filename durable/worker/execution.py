@@ -71,6 +71,7 @@ class _OpScope:
         x = self._x
         x.active += 1
         x.progress += 1
+        x.entered += 1
 
     def __exit__(self, *_exc: object) -> None:
         x = self._x
@@ -111,6 +112,7 @@ class RunExecution:
         self.buffer: list[Event] = []
         self.active = 0
         self.progress = 0
+        self.entered = 0  # ctx operations that started (see RunState.unawaited)
         self.outcome: Finish | None = None
         self._parked: dict[int, tuple[asyncio.Future[None], PendingWait, str | None]] = {}
         self._idle = asyncio.Event()
@@ -412,7 +414,12 @@ class RunExecution:
             if isinstance(exc, RunAborted):
                 return DriveResult.ABANDONED
             events = self.buffer
-            if exc is None:
+            if exc is None and state.unawaited(self.entered) > 0:
+                finish = self._failed(await self._unawaited_reason())
+                log.error(
+                    "run %s of workflow %r failed: %s", self.run_id, self.defn.name, finish.error
+                )
+            elif exc is None:
                 finish = self._completed(task.result())
                 if finish.event is None:  # non-determinism: history stays exactly as it was
                     events = []
@@ -435,6 +442,18 @@ class RunExecution:
             return DriveResult.ABANDONED
         self.outcome = finish
         return DriveResult.FINISHED
+
+    async def _unawaited_reason(self) -> str:
+        """Name the positions taken by ctx operations that never started: they have no
+        event in history, nor in what this execution wrote (read back; rare path)."""
+        try:
+            written = await self.store.load_events(self.run_id)
+        except Exception:
+            written = []
+        events = [*self.state.history.events, *written, *self.buffer]
+        recorded = {e.pos: f"{e.kind} {e.name!r}" for e in reversed(events) if e.pos >= 0}
+        missing = [p for p in range(self.state.next_pos) if p not in recorded]
+        return self.state.unawaited_reason(missing, recorded)
 
     def _failed(
         self, error: str, *, with_event: bool = True, traceback: str | None = None

@@ -17,6 +17,7 @@ from typing import Any
 from durable.clock import Clock
 from durable.core.history import History
 from durable.core.state import DriveResult
+from durable.errors import WorkflowNotFound
 from durable.outage import Outage
 from durable.store.base import ClaimedRun, Extend, Finish, Store, WorkerInfo
 from durable.worker.committer import GroupCommitter
@@ -331,7 +332,14 @@ class Executor:
             await asyncio.wait(tasks, timeout=timeout)
 
     def resolve(self, workflow: WorkflowDef | str) -> WorkflowDef:
+        """A child's definition; it must be registered here, named or passed as object
+        (a child nobody serves would leave its parent waiting for ever)."""
         if isinstance(workflow, WorkflowDef):
+            if self.registry.find(workflow.name, workflow.version) is None:
+                raise WorkflowNotFound(
+                    f"child workflow {workflow.name!r} version {workflow.version!r} is not "
+                    "registered with this worker: add it to Runtime(workflows=[...])"
+                )
             return workflow
         return self.registry.get(workflow)
 
