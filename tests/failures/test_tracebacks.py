@@ -144,3 +144,24 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def test_http_api_and_dashboard_show_the_traceback(make_rt: MakeRuntime) -> None:
+    import httpx
+
+    from durable.http import create_app
+
+    @workflow
+    async def crashes(ctx: Context, inp: Any) -> Any:
+        return inp["missing"]
+
+    async with make_rt(crashes) as rt:
+        h = await rt.trigger(crashes, {})
+        with pytest.raises(WorkflowFailed):
+            await h.result(timeout=10)
+        transport = httpx.ASGITransport(app=create_app(rt))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            body = (await c.get(f"/api/workflows/runs/{h.run_id}")).json()
+            script = (await c.get("/static/app.js")).text
+    assert 'inp["missing"]' in body["traceback"]
+    assert "run.traceback" in script
