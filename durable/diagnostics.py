@@ -98,11 +98,14 @@ async def wait_or_explain(
     except TimeoutError:
         if seconds is None:
             raise
-        rec = await rt.store.get_run(run_id)
-        status = "unknown" if rec is None else rec.status
-        head = f"run {run_id!r} did not finish within {seconds:g}s: it is {status}"
-        details = await run_situation(rt, run_id)
-        raise TimeoutError("; ".join([head, *details])) from None
+        head = f"run {run_id!r} did not finish within {seconds:g}s"
+        try:
+            rec = await rt.store.get_run(run_id)
+            status = "unknown" if rec is None else rec.status
+            details = [f"{head}: it is {status}", *await run_situation(rt, run_id)]
+        except Exception as exc:  # the database is gone too: say so, keep the timeout
+            details = [head, f"its status could not be read ({type(exc).__name__}: {exc})"]
+        raise TimeoutError("; ".join(details)) from None
 
 
 class FailureOps:

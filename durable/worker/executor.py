@@ -309,13 +309,15 @@ class Executor:
             first = False
             held = list(self.active.values())
             extends = [Extend(e.run_id, e.fence) for e in held]
+            lost: set[str] = set()
             try:
+                # Leases first: the worker row is informational, the leases are not.
+                if extends:
+                    lost = await self.committer.heartbeat(extends)
                 await self._record_worker()
-                lost = await self.committer.heartbeat(extends) if extends else set()
                 outage.recovered()
             except Exception as exc:
                 outage.failed(exc)
-                continue
             for execution in held:
                 if execution.run_id in lost and self.active.get(execution.run_id) is execution:
                     log.warning("run %s: lease lost; stopping it here", execution.run_id)
