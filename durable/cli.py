@@ -38,6 +38,7 @@ from durable.cli_app import (
     CliError,
     load_app,
 )
+from durable.cli_runs import add_runs_commands, situation_fields, traceback_lines
 from durable.errors import DurableError
 from durable.redact import KEYWORD_PASSWORD, redact_dsn
 from durable.runtime import Event, RunInfo, RunStatus, Runtime
@@ -259,16 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--limit", type=_positive_int, default=100, help="at most N runs (default 100)")
     p.add_argument("--json", action="store_true", help="print a JSON array of RunInfo objects")
-    p.set_defaults(handler=_client(_runs_list))
+    p.set_defaults(handler=_client(_runs_list, read_only=True))
     p = runs_sub.add_parser("show", help="show one run: status, what it waits on, its history")
     p.add_argument("run_id", metavar="RUN")
     p.add_argument("--json", action="store_true", help="print the RunInfo as JSON")
-    p.set_defaults(handler=_client(_runs_show))
+    p.set_defaults(handler=_client(_runs_show, read_only=True))
     p = runs_sub.add_parser(
         "purge", help="delete finished runs (and their history) older than a duration"
     )
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h")
     p.set_defaults(handler=_client(_runs_purge))
+    add_runs_commands(runs_sub, _client)
 
     p = sub.add_parser("signal", help="send a signal to a run")
     p.add_argument("run_id", metavar="RUN")
@@ -305,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched_sub = sched.add_subparsers(dest="schedules_command", metavar="SUBCOMMAND", required=True)
     p = sched_sub.add_parser("list", help="list schedules")
     p.add_argument("--json", action="store_true", help="print a JSON array")
-    p.set_defaults(handler=_client(_schedules_list))
+    p.set_defaults(handler=_client(_schedules_list, read_only=True))
     p = sched_sub.add_parser("pause", help="stop a schedule from firing")
     p.add_argument("name", metavar="NAME")
     p.set_defaults(handler=_client(_schedules_pause))
@@ -387,8 +389,12 @@ async def _opened(rt: Runtime, dsn: str) -> AsyncIterator[Runtime]:
         await rt.__aexit__(None, None, None)
 
 
-def _client(command: ClientCommand) -> Callable[[argparse.Namespace], int]:
-    """Wrap a command that needs a client Runtime (no worker, no LISTEN)."""
+def _client(command: ClientCommand, read_only: bool = False) -> Callable[[argparse.Namespace], int]:
+    """Wrap a command that needs a client Runtime (no worker, no LISTEN).
+
+    A `read_only` command never creates the schema or its tables: an unknown schema
+    fails naming it (SchemaNotFound) instead of appearing, empty.
+    """
 
     def run(args: argparse.Namespace) -> int:
         dsn = _require_dsn(_cli_dsn(args))
@@ -397,6 +403,7 @@ def _client(command: ClientCommand) -> Callable[[argparse.Namespace], int]:
 
         async def go() -> None:
             rt = Runtime(dsn, schema=schema, worker=False, listen=False, pool_size=2)
+            rt.migrate_on_start = not read_only
             async with _opened(rt, dsn):
                 await command(rt, args)
 
@@ -478,10 +485,13 @@ async def _runs_show(rt: Runtime, args: argparse.Namespace) -> None:
     waits = [_wait_line(w) for w in info.pending] or ["-"]
     fields.append(("waiting on", waits[0]))
     fields += [("", w) for w in waits[1:]]
+    fields += await situation_fields(rt, info)
     fields.append(("history", f"{len(info.history)} event(s)"))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         _out(f"{key.ljust(width)}  {value}".rstrip())
+    for line in traceback_lines(info):
+        _out(line)
     if info.history:
         rows = (_event_row(ev) for ev in info.history)
         table = _table(["SEQ", "TIME", "KIND", "NAME", "PAYLOAD"], rows)
@@ -508,6 +518,10 @@ async def _trigger(rt: Runtime, args: argparse.Namespace) -> None:
     if args.wait is None:
         _out(f"run {handle.run_id} {state}")
         return
+    # The run id first (on stderr: stdout stays the result's JSON), so a timeout or an
+    # interrupt still leaves the user the id to look at.
+    sys.stderr.write(f"run {handle.run_id} {state}; waiting up to {args.wait:g}s\n")
+    sys.stderr.flush()
     result = await handle.result(timeout=args.wait)
     _out(_dump_json(result))
 
@@ -715,7 +729,8 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
         return f"database error: {type(exc).__name__}: {exc}"
     if isinstance(exc, TimeoutError):
-        return f"timed out talking to PostgreSQL{': ' + str(exc) if str(exc) else ''}"
+        # A run's timeout says what it waits for; a bare one is the database's.
+        return str(exc) or "timed out waiting for PostgreSQL to answer"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -27,7 +27,7 @@ from durable import codec
 from durable.core import decide
 from durable.core.decide import LIVE, Fail, Live, Retry, Value, Wait
 from durable.core.events import EventKind, OpKind
-from durable.core.history import ChildRef, meta_encode
+from durable.core.history import ChildRef, StepFailure, meta_encode
 from durable.core.state import Phase
 from durable.core.vocabulary import TERMINAL, child_key, hook_key, signal_key
 from durable.durations import Duration, parse_duration
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 log = logging.getLogger("durable.workflow")
+_worker_log = logging.getLogger("durable.worker")
 
 _NO_DURATION: Any = object()  # ctx.sleep's second argument, when only a duration is given
 _NOT_PROVIDED: Any = object()  # ctx.context before the context provider has run
@@ -121,6 +122,19 @@ class WorkflowLogger(logging.LoggerAdapter[logging.Logger]):
 
     def isEnabledFor(self, level: int) -> bool:
         return not self._state.replaying and super().isEnabledFor(level)
+
+
+def _log_attempt(run_id: str, name: str, failure: StepFailure) -> None:
+    """One WARNING per failed attempt (once it is recorded; replays never log it)."""
+    _worker_log.warning(
+        "run %s: step %r attempt %d failed: %s: %s (%s)",
+        run_id,
+        name,
+        failure.attempt,
+        failure.error_type,
+        failure.message,
+        "final" if failure.final else f"retrying at {failure.retry_at:%H:%M:%S.%f}",
+    )
 
 
 def _fn_name(fn: Any) -> str:
@@ -310,6 +324,7 @@ class Context:
                                 x.now(),
                             )
                         )
+                        _log_attempt(self.run_id, name, failure)
                         raise decide.step_error(name, failure) from exc
                     await x.append(st.event(pos, _STEP_COMPLETED, name, data, x.now()))
                     return decoded
@@ -331,6 +346,7 @@ class Context:
                     await x.append(
                         st.event(pos, EventKind.STEP_FAILED, name, meta_encode(failure), now)
                     )
+                    _log_attempt(self.run_id, name, failure)
                     if failure.final:
                         raise decide.step_error(name, failure) from exc
                     assert failure.retry_at is not None
@@ -624,6 +640,7 @@ class Context:
     def _recorded(self, name: str, make: Callable[[], Any]) -> Any:
         st = self._st
         pos = st.take()
+        st.sync_ops += 1
         d = decide.recorded(st.lookup(pos, OpKind.RECORD, name))
         if type(d) is Value:
             return d.value

@@ -41,11 +41,21 @@ class StepFailed(DurableError):
     Raised inside the workflow at the `ctx.step` call, so it can be caught for fallback logic.
     """
 
-    def __init__(self, message: str, *, step: str, error_type: str, error_message: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str,
+        error_type: str,
+        error_message: str,
+        traceback: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.step = step
         self.error_type = error_type
         self.error_message = error_message
+        self.traceback = traceback
+        """The failed attempt's formatted traceback (bounded), when it was recorded."""
 
 
 class WorkflowFailed(DurableError):
@@ -65,6 +75,14 @@ class WorkflowCancelled(DurableError):
         self.run_id = run_id
 
 
+class RunNotFailed(DurableError):
+    """Only a failed run (or one parked by NonDeterminismError) can be retried."""
+
+
+class SchemaNotFound(DurableError):
+    """The database schema named does not exist or holds no durable tables."""
+
+
 class FenceLost(DurableError):
     """Internal: this worker no longer owns the run (lease taken over, or run closed)."""
 
@@ -75,7 +93,9 @@ __all__ = [
     "NonDeterminismError",
     "PayloadTooLarge",
     "RunClosed",
+    "RunNotFailed",
     "RunNotFound",
+    "SchemaNotFound",
     "SerializationError",
     "StepFailed",
     "ValidationError",

@@ -45,6 +45,7 @@ class RunInfo(msgspec.Struct, frozen=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     continued_as: str | None = None
+    traceback: str | None = None  # of a run whose code raised (get_run only)
 
 
 class HookInfo(msgspec.Struct, frozen=True):

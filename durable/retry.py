@@ -7,11 +7,28 @@ from typing import Any
 
 from durable.durations import parse_duration
 
+DEFAULT_NON_RETRYABLE: tuple[str, ...] = (
+    "TypeError",
+    "NameError",
+    "AttributeError",
+    "SyntaxError",
+    "ImportError",
+    "SerializationError",
+)
+"""Programming errors that fail a step at once by default: retrying the same code with
+the same arguments raises them again, and five attempts only hide the bug for minutes.
+Matched by class name along the exception's MRO (so `ModuleNotFoundError` counts as an
+`ImportError`, `UnboundLocalError` as a `NameError`). Override with
+`RetryPolicy(retry_programming_errors=True)`, or list them yourself in `non_retryable`."""
+
 
 class RetryPolicy:
     """Exponential backoff. `max_attempts` counts every attempt, the first included.
 
     `non_retryable` lists exception types (or their names) that fail the step at once.
+    Programming errors (`DEFAULT_NON_RETRYABLE`: TypeError, NameError, AttributeError,
+    SyntaxError, ImportError, SerializationError) fail at once too, unless
+    `retry_programming_errors=True`.
 
     `should_retry(error, attempt)` (sync or async; `attempt` counts from 1) decides
     dynamically after a failed attempt that may still be retried (below
@@ -28,6 +45,7 @@ class RetryPolicy:
         "max_attempts",
         "maximum_interval",
         "non_retryable",
+        "retry_programming_errors",
         "should_retry",
     )
 
@@ -39,6 +57,7 @@ class RetryPolicy:
         maximum_interval: Any = "1m",
         non_retryable: tuple[type[BaseException] | str, ...] | list[type[BaseException] | str] = (),
         should_retry: Callable[[Exception, int], Any] | None = None,
+        retry_programming_errors: bool = False,
     ) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError(f"invalid max_attempts {max_attempts!r}: must be an int >= 1")
@@ -54,6 +73,7 @@ class RetryPolicy:
         self.maximum_interval = parse_duration(maximum_interval)
         self.non_retryable = tuple(non_retryable)
         self.should_retry = should_retry
+        self.retry_programming_errors = bool(retry_programming_errors)
 
     def delay_after(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
@@ -65,7 +85,11 @@ class RetryPolicy:
         return attempt < self.max_attempts and self.is_retryable(exc)
 
     def is_retryable(self, exc: BaseException) -> bool:
-        for item in self.non_retryable:
+        """False for `non_retryable` errors and, by default, programming errors."""
+        items = self.non_retryable
+        if not self.retry_programming_errors:
+            items = (*items, *DEFAULT_NON_RETRYABLE)
+        for item in items:
             if isinstance(item, str):
                 if any(cls.__name__ == item for cls in type(exc).__mro__):
                     return False
@@ -80,6 +104,7 @@ class RetryPolicy:
             f"backoff_coefficient={self.backoff_coefficient}, "
             f"maximum_interval={self.maximum_interval}"
             + ("" if self.should_retry is None else f", should_retry={self.should_retry!r}")
+            + (", retry_programming_errors=True" if self.retry_programming_errors else "")
             + ")"
         )
 

@@ -20,6 +20,7 @@ from durable.config import RuntimeConfig
 from durable.core.events import EventKind
 from durable.core.vocabulary import TERMINAL, Notice, parse_notice
 from durable.core.vocabulary import RunStatus as RunStatus
+from durable.diagnostics import FailureOps, traceback_of, wait_or_explain
 from durable.durations import parse_duration
 from durable.errors import (
     PayloadTooLarge,
@@ -66,8 +67,7 @@ class RunHandle:
         TimeoutError when `timeout` passes first (the run is left alone).
         """
         seconds = None if timeout is None else parse_duration(timeout)
-        async with asyncio.timeout(seconds):
-            status, output, error = await self._rt._wait_finished(self.run_id)
+        status, output, error = await wait_or_explain(self._rt, self.run_id, seconds)
         if status == RunStatus.COMPLETED:
             return codec.decode(output)
         if status == RunStatus.CANCELLED:
@@ -77,7 +77,7 @@ class RunHandle:
         )
 
 
-class Runtime(RuntimeOps):
+class Runtime(RuntimeOps, FailureOps):
     """Opens a store, applies migrations and (with `worker=True`) executes runs.
 
     Use as `async with Runtime(dsn, workflows=[...]) as rt:`. `dsn` is a PostgreSQL
@@ -266,8 +266,11 @@ class Runtime(RuntimeOps):
         store = await self._open_store()
         self._store = store
         try:
-            await store.migrate()
-            await self._declare_queues()
+            if self.migrate_on_start:
+                await store.migrate()
+                await self._declare_queues()
+            else:
+                await store.check_schema()
             self._executor = Executor(
                 store,
                 self.registry,
@@ -586,7 +589,7 @@ class Runtime(RuntimeOps):
                 found = await self.store.queue_stats(now, rec.queue)
                 stats = found[0] if found else None
             info = msgspec.structs.replace(info, pending=wait_reasons(rec, stats, now))
-        return info
+        return msgspec.structs.replace(info, traceback=traceback_of(history))
 
     async def list_runs(
         self,

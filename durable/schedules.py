@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterError, croniter
 
 from durable.errors import DurableError, SerializationError, ValidationError
+from durable.outage import Outage
 from durable.store.base import ScheduleInfo
 from durable.workflow import WorkflowDef, _version_key
 
@@ -384,6 +385,7 @@ class Scheduler:
         self._registry_keys = keys
 
     async def _loop(self) -> None:
+        outage = Outage("scheduler", log, first=MAX_SLEEP, maximum=30.0)
         while not self._stopping.is_set():
             delay = MAX_SLEEP
             try:
@@ -393,8 +395,9 @@ class Scheduler:
                 if nxt is not None:
                     wait = (nxt - self._rt.clock.now()).total_seconds() + 0.002
                     delay = min(MAX_SLEEP, max(MIN_SLEEP, wait))
-            except Exception:
-                log.exception("scheduler tick failed; retrying in %.1f s", MAX_SLEEP)
+                outage.recovered()
+            except Exception as exc:
+                delay = outage.failed(exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._stopping.wait()

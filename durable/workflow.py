@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, overload
@@ -56,6 +57,26 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+def _check_function(fn: Any, name: str | None) -> None:
+    """Catch at decoration what would otherwise fail only when a run executes it."""
+    label = getattr(fn, "__qualname__", None) or repr(fn)
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ValueError(f"@workflow on {label}: name must be a non-empty string, not {name!r}")
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"@workflow on {label}: a workflow must be an `async def` function taking (ctx, input)"
+        )
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError:
+        raise TypeError(
+            f"@workflow on {label}: a workflow must take (ctx, input) -- the run's "
+            "context and its input -- as its first two parameters"
+        ) from None
+    except ValueError:  # no signature to inspect (some builtins): let it through
+        pass
+
+
 class WorkflowDef:
     """A registered workflow: the function plus everything the engine needs to run it."""
 
@@ -72,11 +93,12 @@ class WorkflowDef:
         execution_timeout: Any = None,
         queue: Queue | None = None,
     ) -> None:
+        _check_function(fn, name)
         if queue is not None and not isinstance(queue, Queue):
             raise ValidationError(f"invalid queue {queue!r}: expected a durable.Queue")
         self.queue = queue
         self.fn = fn
-        self.name = check_name(name or fn.__name__, "workflow name")
+        self.name = check_name(fn.__name__ if name is None else name, "workflow name")
         self.version = check_name(str(version), "workflow version")
         self.schema = schema
         self.schedules = list(schedules)

@@ -154,7 +154,7 @@ async def _durable(*argv: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 
 @workflow
-async def noop(ctx: Context) -> None:
+async def noop(ctx: Context, _: object) -> None:
     return None
 
 

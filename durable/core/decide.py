@@ -28,6 +28,7 @@ import msgspec
 from durable import codec
 from durable.core.events import Event, EventKind
 from durable.core.history import (
+    MAX_TRACEBACK,
     ChildFailure,
     ChildRef,
     StepFailure,
@@ -36,6 +37,7 @@ from durable.core.history import (
     decode_child_failure,
     decode_failure,
     decode_until,
+    format_traceback,
     meta_encode,
 )
 from durable.core.vocabulary import RunStatus, child_key
@@ -148,28 +150,54 @@ def step_attempt_failed(
     named in the message: a broken policy must not retry forever.
     """
     error_type, message = type(exc).__name__, str(exc)
+    tb = format_traceback(exc)
     if not policy.may_retry(attempt, exc) or verdict is False:
-        return StepFailure(attempt, error_type, message, final=True)
+        return StepFailure(attempt, error_type, message, final=True, traceback=tb)
     if verdict is True:
         return StepFailure(
-            attempt, error_type, message, final=False, retry_at=retry_at(policy, attempt, now)
+            attempt,
+            error_type,
+            message,
+            final=False,
+            retry_at=retry_at(policy, attempt, now),
+            traceback=tb,
         )
     if isinstance(verdict, BaseException):
         note = f"should_retry raised {type(verdict).__name__}: {verdict}"
-        return StepFailure(attempt, error_type, f"{message} ({note})", final=True)
+        return StepFailure(attempt, error_type, f"{message} ({note})", final=True, traceback=tb)
     try:
         delay = parse_duration(verdict)
     except ValueError:
         note = f"should_retry returned {verdict!r}: expected True, False or a duration"
-        return StepFailure(attempt, error_type, f"{message} ({note})", final=True)
+        return StepFailure(attempt, error_type, f"{message} ({note})", final=True, traceback=tb)
     return StepFailure(
-        attempt, error_type, message, final=False, retry_at=now + timedelta(seconds=delay)
+        attempt,
+        error_type,
+        message,
+        final=False,
+        retry_at=now + timedelta(seconds=delay),
+        traceback=tb,
     )
 
 
 def step_unstorable(attempt: int, exc: BaseException) -> StepFailure:
     """A step whose result cannot be stored fails at once: a retry returns the same value."""
-    return StepFailure(attempt, type(exc).__name__, str(exc), final=True)
+    return StepFailure(
+        attempt, type(exc).__name__, str(exc), final=True, traceback=format_traceback(exc)
+    )
+
+
+def run_traceback(exc: BaseException) -> str:
+    """The traceback stored with a run that failed because its code raised `exc`.
+
+    A StepFailed replayed from history has no cause attached (the step's exception is
+    long gone), so the step's recorded traceback is appended to say where it failed.
+    """
+    text = format_traceback(exc)
+    if isinstance(exc, StepFailed) and exc.__cause__ is None and exc.traceback:
+        text += f"\n\nThe step {exc.step!r} failed with:\n{exc.traceback}"
+        text = text[-MAX_TRACEBACK:]
+    return text
 
 
 def step_error(name: str, failure: StepFailure) -> StepFailed:
@@ -180,6 +208,7 @@ def step_error(name: str, failure: StepFailure) -> StepFailed:
         step=name,
         error_type=failure.error_type,
         error_message=failure.message,
+        traceback=failure.traceback,
     )
 
 
@@ -309,6 +338,7 @@ __all__ = [
     "passed",
     "recorded",
     "retry_at",
+    "run_traceback",
     "step",
     "step_attempt_failed",
     "step_error",

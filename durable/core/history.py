@@ -7,6 +7,7 @@ decision. This module also defines the engine's own event payloads and their cod
 
 from __future__ import annotations
 
+import traceback as _tb
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -15,15 +16,42 @@ import msgspec
 from durable.core.events import OP_OF_EVENT, RUN_POS, Event, OpKind
 from durable.errors import NonDeterminismError
 
+MAX_TRACEBACK = 8192
+"""Characters of a formatted traceback kept with a failure; the tail (the innermost
+frames and the error line) is what is kept, since that is where the bug is."""
+
+
+def format_traceback(exc: BaseException, limit: int = MAX_TRACEBACK) -> str:
+    """`exc` formatted as Python prints it (chained causes included), at most `limit`
+    characters: longer ones keep their tail behind a `...` line. Pure (no I/O)."""
+    text = "".join(_tb.format_exception(exc)).rstrip("\n")
+    if len(text) <= limit:
+        return text
+    marker = f"... ({len(text) - limit} characters cut)\n"
+    return marker + text[len(text) - limit + len(marker) :]
+
 
 class StepFailure(msgspec.Struct, frozen=True):
-    """Payload of a step_failed event."""
+    """Payload of a step_failed event.
+
+    `traceback`: the attempt's formatted traceback (bounded, see `format_traceback`);
+    None in histories written before it was recorded.
+    """
 
     attempt: int
     error_type: str
     message: str
     final: bool
     retry_at: datetime | None = None
+    traceback: str | None = None
+
+
+class RunFailure(msgspec.Struct, frozen=True):
+    """Payload of a run_failed event whose workflow code raised: the error line and the
+    traceback. Other run_failed events (limits, unstorable writes) carry the error text."""
+
+    error: str
+    traceback: str | None = None
 
 
 class Until(msgspec.Struct, frozen=True):

@@ -71,6 +71,7 @@ class RunState:
         "phase",
         "replaying",
         "run_id",
+        "sync_ops",
         "workflow",
     )
 
@@ -96,6 +97,10 @@ class RunState:
         # Replaying while the code has not yet taken the last position history holds.
         self.replaying = self._last_pos >= 0
         self._inflight = 0  # step attempts running, each owed one event under max_events
+        # Positions taken by operations that complete synchronously (ctx.now/random/
+        # uuid4): with the awaited operations they account for every position taken,
+        # so a shortfall at the end means something was created and never awaited.
+        self.sync_ops = 0
         self.phase = Phase.RUNNING
         self.failure: str | None = None
         self.failure_event = True
@@ -225,6 +230,30 @@ class RunState:
     def ready_at(self, waits: Sequence[datetime | None]) -> datetime | None:
         """When a run suspended on `waits` must next run: its earliest wait or deadline."""
         return decide.earliest([*waits, self.deadline])
+
+    def unawaited(self, entered: int) -> int:
+        """How many positions were taken by operations never started (never awaited):
+        `entered` counts the awaitable operations that started running."""
+        return self.next_pos - entered - self.sync_ops
+
+    def unawaited_reason(self, missing: Sequence[int], recorded: dict[int, str]) -> str:
+        """The failure of a run that returned with ctx operations never awaited.
+
+        `missing`: their positions; `recorded`: what history holds at other positions
+        (kind and name), to point at the code just before each one.
+        """
+        where = []
+        for pos in missing[:3]:
+            before = max((p for p in recorded if p < pos), default=None)
+            after = "" if before is None else f", after {recorded[before]} (position {before})"
+            where.append(f"position {pos} (ctx call #{pos + 1}{after})")
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        return (
+            f"UnawaitedOperation: run {self.run_id!r} of workflow {self.workflow!r} returned "
+            f"while {len(missing)} ctx operation(s) it created were never awaited: "
+            f"{'; '.join(where)}{more}. Add `await` before ctx.step(...), ctx.sleep(...), "
+            "ctx.wait_for_signal(...) and the other ctx operations (or gather them)"
+        )
 
     def _limit_reason(self, limit: int) -> str:
         return f"max_events exceeded: the run reached its limit of {limit} events"

@@ -53,9 +53,14 @@ def store_for(url: str, *, schema: str = "durable", pool_size: int = 10) -> Stor
     if is_memory_url(url):
         scheme, options = "memory", {}
     else:
-        scheme = url.split(":", 1)[0].lower() if ":" in url else "postgresql"
-        if scheme not in _BACKENDS:
-            scheme = "postgresql"  # libpq also takes "host=... dbname=..." strings
+        scheme = url.split(":", 1)[0].lower() if "://" in url else "postgresql"
+        if scheme not in _BACKENDS or scheme == "memory":
+            # libpq's "host=... dbname=..." strings have no scheme; any other scheme
+            # (mysql://, sqlite://) is a mistake better named here than by the driver.
+            raise ValueError(
+                f"unsupported database URL scheme {scheme + '://'!r}: durable runs on "
+                "PostgreSQL (postgresql://user@host/db) or in memory (memory://)"
+            )
         options = {"schema": schema, "pool_size": pool_size}
     module_name, cls_name = _BACKENDS[scheme].split(":")
     cls: Any = getattr(importlib.import_module(module_name), cls_name)

@@ -81,6 +81,8 @@ class ClaimedRun(msgspec.Struct, frozen=True):
     deadline: datetime | None
     fresh: bool = False
     """True when no worker ever held the run before: it has no history to load."""
+    taken_from: str | None = None
+    """The previous holder, when this claim took over a run whose lease had expired."""
 
 
 class EventRow(msgspec.Struct, frozen=True):
@@ -268,6 +270,30 @@ class CustomEvent(msgspec.Struct, frozen=True):
     type: str
     payload: bytes | None
     created_at: datetime
+
+
+class WorkerInfo(msgspec.Struct, frozen=True):
+    """A live worker as recorded by its heartbeat: what it serves, until when.
+
+    `workflows` lists the (workflow, version) pairs it executes; the row counts as live
+    while `expires_at` is in the future (the heartbeat pushes it forward).
+    """
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    last_seen: datetime
+    expires_at: datetime
+    workflows: list[tuple[str, str]]
+
+
+class LeaseInfo(msgspec.Struct, frozen=True):
+    """Who holds a run and until when (owner and until are None when nobody does)."""
+
+    owner: str | None
+    until: datetime | None
+    fence: int
 
 
 class Store(Protocol):
@@ -631,4 +657,43 @@ class Store(Protocol):
     ) -> RunRecord:
         """Merge `changes` into the run's tags (a None value removes the key) and
         return the updated run. RunNotFound for an unknown run."""
+        ...
+
+    # -- failures and diagnostics (issue 14) -------------------------------------------------
+
+    async def check_schema(self) -> None:
+        """Raise SchemaNotFound (naming it) when the storage was never created.
+
+        Read-only callers use it instead of `migrate`, so a mistyped schema is an error,
+        not a new empty schema."""
+        ...
+
+    async def reopen_run(
+        self, run_id: str, *, drop_seqs: Sequence[int], last_seq: int, now: datetime
+    ) -> str:
+        """Retry a failed run in place: delete the events `drop_seqs` of its history and
+        make it runnable at `now` (`suspended` if history remains, else `pending`), its
+        error, output and finish time cleared, its fence bumped; its inbox is kept.
+
+        Atomic under the run's lock, and only while the run is `failed` and its history
+        still ends at `last_seq` (what the caller computed `drop_seqs` from): else
+        RunNotFailed. RunNotFound for an unknown run. Sends `NOTICE_WAKE`; returns the
+        new status."""
+        ...
+
+    async def get_lease(self, run_id: str) -> LeaseInfo | None:
+        """Who holds the run and until when (None for an unknown run)."""
+        ...
+
+    async def record_worker(self, worker: WorkerInfo, now: datetime) -> None:
+        """Insert or refresh the worker's heartbeat row; rows expired for over an hour
+        are deleted on the way."""
+        ...
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Delete the worker's row (it stopped cleanly); idempotent."""
+        ...
+
+    async def list_workers(self, now: datetime) -> list[WorkerInfo]:
+        """The workers whose row has not expired at `now`, by id."""
         ...

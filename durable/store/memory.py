@@ -38,6 +38,7 @@ from durable.store.base import (
     RunRecord,
     Store,
 )
+from durable.store.memory_diagnostics import MemoryDiagnostics
 from durable.store.memory_queues import MemoryQueues
 from durable.store.memory_schedules import MemorySchedules
 
@@ -141,7 +142,7 @@ class MemoryListener:
         self._store.remove_listener(self.deliver)
 
 
-class MemoryStore(MemorySchedules, MemoryQueues):
+class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
     """A store held in this process: for unit tests and quick starts, lost on exit.
 
     Every method runs to completion without awaiting, so on one event loop each call is
@@ -412,6 +413,7 @@ class MemoryStore(MemorySchedules, MemoryQueues):
         lease_until = now + timedelta(seconds=lease_s)
         claimed: list[ClaimedRun] = []
         for run in candidates[:limit]:
+            taken_from = run.lease_owner if run.status == RunStatus.RUNNING else None
             run.status = RunStatus.RUNNING
             run.lease_owner = owner
             run.lease_until = lease_until
@@ -432,6 +434,7 @@ class MemoryStore(MemorySchedules, MemoryQueues):
                     started_at=started_at,
                     deadline=run.deadline,
                     fresh=fresh,
+                    taken_from=taken_from,
                 )
             )
         return claimed

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from durable.outage import Outage
 from durable.store.base import NoticeCallback
 
 log = logging.getLogger("durable.store.postgres")
@@ -65,15 +66,19 @@ class PgListener:
             log.exception("notice handler failed on %r", payload)
 
     async def _watch(self) -> None:
+        outage = Outage("listener", log, first=RECONNECT_INTERVAL, maximum=10.0)
+        delay = RECONNECT_INTERVAL
         while True:
-            await asyncio.sleep(RECONNECT_INTERVAL)
+            await asyncio.sleep(delay)
             if self.active:
                 continue
             try:
                 await self._listen()
             except Exception as exc:
-                log.debug("listener reconnect failed: %s", exc)
+                delay = outage.failed(exc)
                 continue
+            delay = RECONNECT_INTERVAL
+            outage.recovered()
             if self._on_reconnect is not None:
                 self._on_reconnect()
 

@@ -40,6 +40,7 @@ from durable.store.base import (
     Store,
 )
 from durable.store.outside_sql import OutsideOps
+from durable.store.pg_diagnostics import PgDiagnostics
 from durable.store.pg_listener import PgListener
 from durable.store.pg_queues import PgQueueQueries
 from durable.store.pg_schedules import PgScheduleQueries
@@ -136,7 +137,7 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
-class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries):
+class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics):
     """The production store. One pool per runtime; the group committer borrows from it."""
 
     def __init__(self, dsn: str, *, schema: str = "durable", pool_size: int = 10) -> None:
@@ -161,7 +162,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries):
                 connection_class=_Connection,
                 server_settings={"search_path": self.schema, "application_name": "durable"},
             )
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConnectionError(
                 f"cannot connect to PostgreSQL at {redact_dsn(self.dsn)}: {exc}"
             ) from None
@@ -365,7 +366,8 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries):
         # other; bumping `fence` makes every write of a previous holder fail.
         rows = await self.pool.fetch(
             "WITH c AS ("
-            " SELECT id, started_at AS first FROM runs"
+            " SELECT id, started_at AS first,"
+            "  CASE WHEN status = 'running' THEN lease_owner END AS taken_from FROM runs"
             " WHERE ((status IN ('pending', 'suspended') AND ready_at <= $1)"
             "        OR (status = 'running' AND lease_until < $1))"
             # Queued runs start only through claim_queue (their limits); the partial
@@ -379,7 +381,8 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries):
             "  started_at = coalesce(r.started_at, $1), updated_at = $1"
             " FROM c WHERE r.id = c.id"
             " RETURNING r.id, r.workflow, r.version, r.input, r.fence, r.wakeups,"
-            "  r.parent_run_id, r.started_at, r.deadline, c.first IS NULL AS fresh",
+            "  r.parent_run_id, r.started_at, r.deadline, c.first IS NULL AS fresh,"
+            "  c.taken_from",
             now,
             [k[0] for k in keys],
             [k[1] for k in keys],
@@ -400,6 +403,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries):
                 started_at=r["started_at"],
                 deadline=r["deadline"],
                 fresh=r["fresh"],
+                taken_from=r["taken_from"],
             )
             for r in rows
         ]

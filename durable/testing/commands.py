@@ -40,7 +40,7 @@ def add_commands(sub: Any, runs_sub: Any) -> None:
     )
     p.add_argument("run_id", metavar="RUN")
     p.add_argument("--out", metavar="FILE", default=None, help="write to FILE (default: stdout)")
-    p.set_defaults(handler=_client(_runs_export))
+    p.set_defaults(handler=_client(_runs_export, read_only=True))
 
     p = sub.add_parser(
         "replay",
@@ -101,6 +101,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         rt = Runtime(
             dsn, schema=args.schema or DEFAULT_SCHEMA, worker=False, listen=False, pool_size=2
         )
+        rt.migrate_on_start = False  # read-only: an unknown schema is an error, not created
         async with _opened(rt, dsn):
             infos = await rt.list_runs(workflow=args.workflow, status=args.status, limit=args.limit)
             docs = [("db", load_document(await rt.export_run(i.run_id))) for i in infos]

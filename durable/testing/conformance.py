@@ -50,6 +50,7 @@ from durable.store.base import (
     NewRun,
     Store,
 )
+from durable.testing.conformance_diagnostics import DiagnosticsConformance
 from durable.testing.conformance_helpers import (  # noqa: F401 - re-exported for suites
     KEYS,
     T0,
@@ -73,7 +74,7 @@ from durable.testing.conformance_helpers import (  # noqa: F401 - re-exported fo
 from durable.testing.conformance_outside import OutsideOpsConformance
 
 
-class StoreConformance(OutsideOpsConformance):
+class StoreConformance(OutsideOpsConformance, DiagnosticsConformance):
     """Subclass as `Test...` and provide a `store` fixture (see the module docstring)."""
 
     @pytest.fixture

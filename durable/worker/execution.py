@@ -18,8 +18,9 @@ import msgspec
 
 from durable import codec
 from durable.context import Context
+from durable.core import decide
 from durable.core.events import Event, EventKind
-from durable.core.history import History
+from durable.core.history import History, RunFailure
 from durable.core.state import DriveResult, Phase, RunAborted, RunState
 from durable.core.vocabulary import RunStatus
 from durable.errors import (
@@ -70,6 +71,7 @@ class _OpScope:
         x = self._x
         x.active += 1
         x.progress += 1
+        x.entered += 1
 
     def __exit__(self, *_exc: object) -> None:
         x = self._x
@@ -110,6 +112,7 @@ class RunExecution:
         self.buffer: list[Event] = []
         self.active = 0
         self.progress = 0
+        self.entered = 0  # ctx operations that started (see RunState.unawaited)
         self.outcome: Finish | None = None
         self._parked: dict[int, tuple[asyncio.Future[None], PendingWait, str | None]] = {}
         self._idle = asyncio.Event()
@@ -396,6 +399,13 @@ class RunExecution:
         events: list[Event] = []
         if state.failure is not None:
             finish = self._failed(state.failure, with_event=state.failure_event)
+            # Parked (non-determinism, a limit): the run stops until someone acts.
+            log.error(
+                "run %s of workflow %r parked as failed: %s",
+                self.run_id,
+                self.defn.name,
+                state.failure,
+            )
             if state.failure_event:
                 events = self.buffer
         else:
@@ -406,12 +416,27 @@ class RunExecution:
             if isinstance(exc, RunAborted):
                 return DriveResult.ABANDONED
             events = self.buffer
-            if exc is None:
+            if exc is None and state.unawaited(self.entered) > 0:
+                finish = self._failed(await self._unawaited_reason())
+                log.error(
+                    "run %s of workflow %r failed: %s", self.run_id, self.defn.name, finish.error
+                )
+            elif exc is None:
                 finish = self._completed(task.result())
                 if finish.event is None:  # non-determinism: history stays exactly as it was
                     events = []
             else:
-                finish = self._failed(f"{type(exc).__name__}: {exc}")
+                finish = self._failed(
+                    f"{type(exc).__name__}: {exc}", traceback=decide.run_traceback(exc)
+                )
+                log.error(
+                    "run %s of workflow %r failed: %s: %s",
+                    self.run_id,
+                    self.defn.name,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=exc,
+                )
         self.buffer = []
         try:
             await self._submit(events=events, finish=finish)
@@ -420,10 +445,27 @@ class RunExecution:
         self.outcome = finish
         return DriveResult.FINISHED
 
-    def _failed(self, error: str, *, with_event: bool = True) -> Finish:
+    async def _unawaited_reason(self) -> str:
+        """Name the positions taken by ctx operations that never started: they have no
+        event in history, nor in what this execution wrote (read back; rare path)."""
+        try:
+            written = await self.store.load_events(self.run_id)
+        except Exception:
+            written = []
+        events = [*self.state.history.events, *written, *self.buffer]
+        recorded = {e.pos: f"{e.kind} {e.name!r}" for e in reversed(events) if e.pos >= 0}
+        missing = [p for p in range(self.state.next_pos) if p not in recorded]
+        return self.state.unawaited_reason(missing, recorded)
+
+    def _failed(
+        self, error: str, *, with_event: bool = True, traceback: str | None = None
+    ) -> Finish:
         event = None
         if with_event:
-            event = self.state.run_event(EventKind.RUN_FAILED, codec.encode(error), self.now())
+            # With a traceback the payload is a RunFailure (read back by get_run as
+            # RunInfo.traceback); without one it stays the error text, as before.
+            payload = codec.encode(error if traceback is None else RunFailure(error, traceback))
+            event = self.state.run_event(EventKind.RUN_FAILED, payload, self.now())
         return Finish(self.run_id, self.fence, RunStatus.FAILED, None, error, event)
 
     def _completed(self, result: Any) -> Finish:

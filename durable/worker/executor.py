@@ -11,14 +11,15 @@ import socket
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from durable.clock import Clock
 from durable.core.history import History
 from durable.core.state import DriveResult
 from durable.errors import WorkflowNotFound
-from durable.store.base import ClaimedRun, Extend, Finish, Store
+from durable.outage import Outage
+from durable.store.base import ClaimedRun, Extend, Finish, Store, WorkerInfo
 from durable.worker.committer import GroupCommitter
 from durable.worker.execution import RunExecution
 from durable.workflow import Registry, WorkflowDef
@@ -76,6 +77,7 @@ class Executor:
         self.listen_delay = listen_delay or 0.0
         self._noticed = False
         self._urgent = asyncio.Event()
+        self._started_at = clock.now()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -107,6 +109,9 @@ class Executor:
             # Let the cancelled coroutines unwind before the loop may close.
             await asyncio.wait(dropped, timeout=1.0)
         await self.committer.close()
+        if self._beat_task is not None:
+            with contextlib.suppress(Exception):
+                await self.store.remove_worker(self.owner)
         if leftover:
             with contextlib.suppress(Exception):
                 await self.store.release(self.owner, leftover, self.clock.now())
@@ -147,15 +152,13 @@ class Executor:
     # -- claiming ---------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        backoff = 0.05
+        outage = Outage("claim loop", log)
         while not self._stopping:
             try:
                 claimed = await self.claim_and_start(exclude=())
-                backoff = 0.05
+                outage.recovered()
             except Exception as exc:
-                log.warning("claim failed (%s); retrying in %.2fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(outage.failed(exc))
                 continue
             if claimed:
                 continue
@@ -249,6 +252,13 @@ class Executor:
             await asyncio.wait(mine)
 
     def _start(self, claimed: ClaimedRun) -> None:
+        if claimed.taken_from is not None and claimed.taken_from != self.owner:
+            log.warning(
+                "run %s: taking it over from %s, whose lease expired (crashed or stalled "
+                "worker); it continues from its history",
+                claimed.run_id,
+                claimed.taken_from,
+            )
         defn = self.registry.find(claimed.workflow, claimed.version)
         assert defn is not None  # the claim only returns registered (name, version) pairs
         self._inflight += 1
@@ -325,26 +335,66 @@ class Executor:
 
     # -- leases -----------------------------------------------------------------------
 
+    async def _record_worker(self) -> None:
+        """Refresh this worker's row: live for one lease, serving the registry's keys."""
+        now = self.clock.now()
+        host, pid, _ = self.owner.rsplit(":", 2)
+        await self.store.record_worker(
+            WorkerInfo(
+                id=self.owner,
+                host=host,
+                pid=int(pid),
+                started_at=self._started_at,
+                last_seen=now,
+                expires_at=now + timedelta(seconds=self.lease_s),
+                workflows=self.registry.keys(),
+            ),
+            now,
+        )
+
     async def _heartbeat_loop(self) -> None:
         interval = max(self.lease_s / 3, 0.05)
+        outage = Outage("heartbeat", log)
+        first = True
         while True:
-            await asyncio.sleep(interval)
+            if not first:
+                await asyncio.sleep(interval)
+            first = False
             held = list(self.active.values())
-            if not held:
-                continue
             extends = [Extend(e.run_id, e.fence) for e in held]
+            lost: set[str] = set()
             try:
-                lost = await self.committer.heartbeat(extends)
+                # Leases first: the worker row is informational, the leases are not.
+                if extends:
+                    lost = await self.committer.heartbeat(extends)
+                await self._record_worker()
+                outage.recovered()
             except Exception as exc:
-                log.warning("heartbeat failed: %s", exc)
-                continue
+                outage.failed(exc)
             for execution in held:
                 if execution.run_id in lost and self.active.get(execution.run_id) is execution:
                     log.warning("run %s: lease lost; stopping it here", execution.run_id)
                     execution.evict()
 
+    async def settled(self, run_id: str, timeout: float = 5.0) -> None:
+        """Wait until this worker's executions of `run_id` have wound down.
+
+        A run's end reaches waiters (by notice) before its execution task reports the
+        outcome; a retry must not let that late report answer for the retried run.
+        """
+        tasks = [t for t, rid in self._tasks.items() if rid == run_id]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
     def resolve(self, workflow: WorkflowDef | str) -> WorkflowDef:
+        """A child's definition; it must be registered here, named or passed as object
+        (a child nobody serves would leave its parent waiting for ever)."""
         if isinstance(workflow, WorkflowDef):
+            if self.registry.find(workflow.name, workflow.version) is None:
+                raise WorkflowNotFound(
+                    f"child workflow {workflow.name!r} version {workflow.version!r} is not "
+                    "registered with this worker: add it to Runtime(workflows=[...])"
+                )
             return workflow
         return self.registry.get(workflow)
 

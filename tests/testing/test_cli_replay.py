@@ -121,6 +121,8 @@ async def test_replay_stored_runs_of_a_workflow(dsn: str, schema: str) -> None:
 async def test_errors_fail_in_one_line(
     dsn: str, schema: str, argv: tuple[str, ...], code: int, needle: str
 ) -> None:
+    async with Runtime(dsn, schema=schema, worker=False):
+        pass  # the schema exists: read-only commands never create it
     got, _, err = await durable_cli(dsn, schema, *argv)
     assert got == code
     assert len(err.strip().splitlines()) == 1 and needle in err

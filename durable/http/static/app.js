@@ -367,7 +367,8 @@ async function runPage(id) {
           tagKey, tagValue, h("button", { type: "submit" }, "Add tag"))));
 
     const io = h("div", { class: "panel" }, h("h2", {}, "Input"), json(run.input),
-      run.error ? [h("h2", { style: "margin-top:14px" }, "Error"), h("pre", { class: "json error" }, run.error)]
+      run.error ? [h("h2", { style: "margin-top:14px" }, "Error"), h("pre", { class: "json error" }, run.error),
+        run.traceback ? h("details", { class: "traceback", open: true }, h("summary", { class: "muted small" }, "Traceback"), h("pre", { class: "json error" }, run.traceback)) : null]
         : [h("h2", { style: "margin-top:14px" }, "Output"), TERMINAL.has(run.status) ? json(run.output) : h("p", { class: "muted" }, "Not finished yet.")]);
 
     const controls = open ? h("div", { class: "panel" }, h("h2", {}, "Steer"), h("div", { class: "forms" },
