@@ -54,6 +54,7 @@ class Executor:
         self.active: dict[str, RunExecution] = {}
         self.sticky: OrderedDict[str, RunExecution] = OrderedDict()
         self._tasks: dict[asyncio.Task[None], str] = {}  # execution task -> run id
+        self._live: dict[str, asyncio.Task[None]] = {}  # run id -> its execution task
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._timers: list[datetime] = []
@@ -167,7 +168,9 @@ class Executor:
         return [c.run_id for c in claimed]
 
     def _forget_task(self, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(task, None)
+        run_id = self._tasks.pop(task, None)
+        if run_id is not None and self._live.get(run_id) is task:
+            del self._live[run_id]  # a task cancelled before it ever ran
 
     def reserve(self, defn: WorkflowDef) -> bool:
         """Promise a slot to a run this process is about to insert already claimed.
@@ -198,7 +201,16 @@ class Executor:
             self._execute(claimed, defn), name=f"durable-exec-{claimed.run_id}"
         )
         self._tasks[task] = claimed.run_id
+        self._live[claimed.run_id] = task
         task.add_done_callback(self._forget_task)
+
+    def is_live(self, run_id: str) -> bool:
+        """Whether an execution of `run_id` is under way in this process.
+
+        Until it ends, its finish (or its stop without one) reaches `on_finished`, so a
+        `result()` waiter needs no query meanwhile.
+        """
+        return run_id in self._live
 
     async def _execute(self, claimed: ClaimedRun, defn: WorkflowDef) -> None:
         run_id = claimed.run_id
@@ -231,6 +243,8 @@ class Executor:
             # execution this worker started for the same run after re-claiming it.
             if execution is not None and self.active.get(run_id) is execution:
                 del self.active[run_id]
+            if self._live.get(run_id) is asyncio.current_task():
+                del self._live[run_id]
             self._inflight -= 1
             self._slot_free.set()
             self._wake.set()
@@ -246,6 +260,9 @@ class Executor:
             self.on_finished(run_id, execution.outcome)
         elif execution is not None and outcome is DriveResult.ABANDONED:
             execution.evict()
+        if outcome is not DriveResult.FINISHED:
+            # Not finished here: result() waiters stop relying on this process.
+            self.on_finished(run_id, None)
 
     async def run_pass(self) -> int:
         """One sweep: execute every runnable run, each at most once; return how many."""
