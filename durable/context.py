@@ -31,7 +31,6 @@ from durable.core.vocabulary import TERMINAL, child_key, hook_key, signal_key
 from durable.durations import parse_duration
 from durable.errors import PayloadTooLarge, SerializationError, StepFailed
 from durable.retry import RetryPolicy
-from durable.telemetry import enabled as telemetry_enabled
 from durable.workflow import WorkflowDef, check_name
 
 if TYPE_CHECKING:
@@ -197,7 +196,7 @@ class Context:
                 st.begin_attempt(None if st.deadline is None else x.now())
                 try:
                     try:
-                        if telemetry_enabled():
+                        if x.telemetry.on:
                             with x.telemetry.step(name, attempt):
                                 value = await self._call(fn, args, kwargs, timeout_s)
                         else:

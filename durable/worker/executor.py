@@ -258,6 +258,7 @@ class Executor:
                 execution.evict()
         elif outcome is DriveResult.FINISHED and execution is not None:
             self.on_finished(run_id, execution.outcome)
+            execution.dispose()
         elif execution is not None and outcome is DriveResult.ABANDONED:
             execution.evict()
         if outcome is not DriveResult.FINISHED:

@@ -120,3 +120,30 @@ async def test_result_of_a_run_executed_elsewhere_wakes_on_its_notice(
         assert await waiting == "done"
         assert calls == [handle.run_id, handle.run_id]  # before waiting, after the notice
         assert_nothing_kept(client)
+
+
+async def test_finished_runs_leave_no_cyclic_garbage(make_rt: MakeRuntime) -> None:
+    """Each finished run is freed by reference counting: the cyclic collector has nothing
+    of it to find (it used to find ~17 objects per run: execution <-> ctx and others)."""
+    import gc
+
+    from durable.context import Context as Ctx
+    from durable.worker.execution import RunExecution
+
+    async with make_rt(three_steps) as rt:
+        await (await rt.trigger(three_steps, 0)).result(timeout=30)  # warm up
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            handles = [await rt.trigger(three_steps, i) for i in range(20)]
+            await asyncio.gather(*(h.result(timeout=30) for h in handles))
+            del handles
+            await asyncio.sleep(0.05)
+            gc.collect()
+            ours = [o for o in gc.garbage if isinstance(o, RunExecution | Ctx)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        assert ours == []
