@@ -31,6 +31,7 @@ import asyncpg
 import msgspec
 
 from durable.errors import DurableError
+from durable.loop import run as run_loop
 from durable.redact import KEYWORD_PASSWORD, redact_dsn
 from durable.runtime import Event, RunInfo, RunStatus, Runtime
 from durable.workflow import WorkflowDef
@@ -696,7 +697,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     rt, dsn = _worker_runtime(app, args)
     _remember_secrets(dsn)
     try:
-        asyncio.run(_serve(rt, dsn))
+        run_loop(_serve(rt, dsn))  # on uvloop when installed
     except asyncio.CancelledError:
         return EXIT_INTERRUPTED
     return EXIT_OK
