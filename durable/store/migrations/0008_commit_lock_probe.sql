@@ -8,6 +8,12 @@
 -- from a LATERAL subquery, whatever the table size, the statistics or the batch size
 -- (tests/store/test_commit_plan.py checks the plan with auto_explain).
 --
+-- The function also plans its statements once per connection (force_generic_plan).
+-- Left to choose, PL/pgSQL re-planned them at every call while a custom plan looked
+-- cheaper than the generic one, which it does for small batches (one-run batches of a
+-- sequential run: planning was then most of the call). The lock's plan is the same at
+-- any size; the updates probe runs_pkey, or runs_leased (the running rows only).
+--
 -- Events may leave created_at NULL (or ev_created shorter than ev_run: unnest pads it
 -- with NULLs): they are then stamped with the batch's time, p_now, which saves the
 -- worker a clock read and an array element per step. Everything else is 0004's
@@ -23,7 +29,9 @@ CREATE OR REPLACE FUNCTION durable_commit(
     s_pending bytea[], s_seen bigint[],
     x_run text[], x_fence bigint[]
 ) RETURNS TABLE (run_id text, outcome text)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
     done text[];
     parents text[];
