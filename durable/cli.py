@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency",
         type=_positive_int,
         default=None,
-        help="most runs executing at once (default: 100, or the app Runtime's)",
+        help="most runs executing at once (default: 1000, or the app Runtime's)",
     )
     p.add_argument(
         "--log-level",
@@ -628,7 +628,7 @@ def _worker_runtime(app: App, args: argparse.Namespace) -> tuple[Runtime, str]:
             dsn,
             schema=schema,
             workflows=app.workflows,
-            concurrency=args.concurrency or 100,
+            concurrency=args.concurrency or 1000,
             worker=True,
         )
         return rt, dsn

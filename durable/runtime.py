@@ -139,7 +139,7 @@ class Runtime:
         *,
         workflows: Sequence[WorkflowDef] = (),
         worker: bool = True,
-        concurrency: int = 100,
+        concurrency: int = 1000,
         lease: Any = "30s",
         schema: str = "durable",
         timezone: str = "UTC",
