@@ -390,7 +390,7 @@ class PostgresStore(PgScheduleQueries):
         raise AssertionError("unreachable")
 
     async def _commit_once(self, batch: Batch) -> BatchResult:
-        """Write one group commit through `durable_commit` (migration 0003): one round trip.
+        """Write one group commit through `durable_commit_packed` (0008): one round trip.
 
         The function locks the batch's runs in id order and keeps each run's writes only
         if its fence still matches and it is still running, so a worker that lost its
@@ -408,14 +408,18 @@ class PostgresStore(PgScheduleQueries):
         )
         # One pass (zip) makes the eight columns; no created_at at all (the usual case:
         # steps take the batch's time) sends an empty array, padded with NULLs by unnest.
-        cols: list[Sequence[Any]] = list(zip(*evs, strict=True)) if evs else [()] * 8
+        # Run ids, kinds and names go as one string each (joined by 0x1f, which names
+        # never hold): asyncpg would otherwise check every element of those arrays.
+        cols: list[Any] = list(zip(*evs, strict=True)) if evs else [()] * 8
         if not any(c is not None for c in cols[7]):
             cols[7] = ()
+        for i in (0, 4, 5):
+            cols[i] = "\x1f".join(cols[i])
         fins = batch.finishes
         sus = batch.suspends
         ext = batch.extends
         rows = await self._commit_fetch(
-            "SELECT run_id, outcome FROM durable_commit($1, $2, $3,"
+            "SELECT run_id, outcome FROM durable_commit_packed($1, $2, $3,"
             " $4, $5, $6, $7, $8, $9, $10, $11,"
             " $12, $13, $14, $15, $16,"
             " $17, $18, $19, $20, $21, $22,"

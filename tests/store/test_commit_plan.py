@@ -23,20 +23,21 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 async def _commit(conn: asyncpg.Connection, ids: list[str]) -> None:
-    """One group commit: a step event and a finish for each of `ids` (fence 1)."""
+    """One group commit, as PostgresStore sends it: a step event and a finish for each
+    of `ids` (fence 1)."""
     n = len(ids)
     await conn.fetch(
-        "SELECT * FROM durable_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+        "SELECT * FROM durable_commit_packed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
         " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
         NOW,
         30.0,
         "plan_test",
-        ids,
+        "\x1f".join(ids),
         [1] * n,
         [1] * n,
         [0] * n,
-        ["step_completed"] * n,
-        ["s"] * n,
+        "\x1f".join(["step_completed"] * n),
+        "\x1f".join(["s"] * n),
         [b"x"] * n,
         [],
         ids,
@@ -103,7 +104,7 @@ async def test_commit_lock_is_an_index_probe_on_a_large_unanalyzed_table(
                 assert len(found) == 1, notices
                 plans.append(found[0])
                 # No statement of the commit reads the whole table.
-                nested = [m for m in notices if "durable_commit(" not in m]
+                nested = [m for m in notices if "durable_commit_packed(" not in m]
                 assert not [m for m in nested if "Seq Scan on runs" in m], nested
             return plans
 

@@ -16,14 +16,30 @@
 --
 -- Events may leave created_at NULL (or ev_created shorter than ev_run: unnest pads it
 -- with NULLs): they are then stamped with the batch's time, p_now, which saves the
--- worker a clock read and an array element per step. Everything else is 0004's
--- function unchanged.
-CREATE OR REPLACE FUNCTION durable_commit(
+-- worker a clock read and an array element per step.
+--
+-- The function is now durable_commit_packed: the events' run ids, kinds and names
+-- arrive as one text each, joined by chr(31) (which names and ids never contain), and
+-- are split here. asyncpg checks every element of an array parameter one by one, a
+-- microsecond or more per event on the worker; a string it sends as it is.
+-- durable_commit keeps its 0004 signature for workers not yet upgraded (a rolling
+-- deploy) and calls the new function. Everything else is 0004's function unchanged.
+
+-- The elements of `n` names joined by chr(31): string_to_array alone turns the
+-- single empty name ('' alone) into no element at all.
+CREATE OR REPLACE FUNCTION durable_split(p text, n int) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN n = 0 THEN '{}'::text[]
+                WHEN p = '' THEN array_fill(''::text, ARRAY[n])
+                ELSE string_to_array(p, chr(31)) END
+$$;
+
+CREATE OR REPLACE FUNCTION durable_commit_packed(
     p_now timestamptz,
     p_lease_s float8,
     p_channel text,
-    ev_run text[], ev_fence bigint[], ev_seq int[], ev_pos int[], ev_kind text[],
-    ev_name text[], ev_payload bytea[], ev_created timestamptz[],
+    p_ev_run text, ev_fence bigint[], ev_seq int[], ev_pos int[], p_ev_kind text,
+    p_ev_name text, ev_payload bytea[], ev_created timestamptz[],
     f_run text[], f_fence bigint[], f_status text[], f_output bytea[], f_error text[],
     s_run text[], s_fence bigint[], s_ready timestamptz[], s_waiting text[],
     s_pending bytea[], s_seen bigint[],
@@ -33,6 +49,9 @@ LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
+    ev_run text[] := durable_split(p_ev_run, cardinality(ev_fence));
+    ev_kind text[] := durable_split(p_ev_kind, cardinality(ev_fence));
+    ev_name text[] := durable_split(p_ev_name, cardinality(ev_fence));
     done text[];
     parents text[];
     children text[];
@@ -122,4 +141,27 @@ BEGIN
      WHERE r.id = x.id AND r.fence = x.fence AND r.status = 'running';
     END IF;
 END;
+$$;
+
+-- The 0004 signature, for workers of an earlier version during a rolling deploy.
+CREATE OR REPLACE FUNCTION durable_commit(
+    p_now timestamptz,
+    p_lease_s float8,
+    p_channel text,
+    ev_run text[], ev_fence bigint[], ev_seq int[], ev_pos int[], ev_kind text[],
+    ev_name text[], ev_payload bytea[], ev_created timestamptz[],
+    f_run text[], f_fence bigint[], f_status text[], f_output bytea[], f_error text[],
+    s_run text[], s_fence bigint[], s_ready timestamptz[], s_waiting text[],
+    s_pending bytea[], s_seen bigint[],
+    x_run text[], x_fence bigint[]
+) RETURNS TABLE (run_id text, outcome text)
+LANGUAGE sql AS $$
+    SELECT c.run_id, c.outcome FROM durable_commit_packed(
+        p_now, p_lease_s, p_channel,
+        array_to_string(ev_run, chr(31)), ev_fence, ev_seq, ev_pos,
+        array_to_string(ev_kind, chr(31)), array_to_string(ev_name, chr(31)),
+        ev_payload, ev_created,
+        f_run, f_fence, f_status, f_output, f_error,
+        s_run, s_fence, s_ready, s_waiting, s_pending, s_seen,
+        x_run, x_fence) AS c
 $$;
