@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -164,3 +165,72 @@ def recreate_database(admin_dsn: str, dbname: str) -> str:
 def log(msg: str) -> None:
     """Progress messages go to stderr so stdout stays pure JSON lines."""
     print(msg, file=sys.stderr, flush=True)
+
+
+# -- CPU time per step ---------------------------------------------------------------------
+
+
+def _schedstat_ns(path: str) -> int:
+    """Nanoseconds a task spent on a CPU (first field of /proc/.../schedstat), 0 if gone."""
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def process_cpu_ns(pid: int | str = "self") -> int:
+    """On-CPU time of every thread of a process, from /proc/<pid>/task/*/schedstat."""
+    base = f"/proc/{pid}/task"
+    try:
+        tids = os.listdir(base)
+    except OSError:
+        return 0
+    return sum(_schedstat_ns(f"{base}/{tid}/schedstat") for tid in tids)
+
+
+class CpuMeter:
+    """CPU time spent by this (benchmark) process and by PostgreSQL during a timed part.
+
+    Read from /proc schedstat, so it counts time actually on a CPU: far less sensitive
+    than wall-clock throughput to other load on the machine. `pg` sums the backends
+    connected to the benchmark database (the runtime's pool, its commit and LISTEN
+    connections); `pg_bg` the server's WAL writer, checkpointer and background writer
+    (server-wide: other databases' load lands there too). Needs the server on this host.
+    """
+
+    BG = ("walwriter", "checkpointer", "background writer")
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn  # anything with asyncpg's `fetch` (a pool or a connection)
+        self._start: dict[str, int] = {}
+        self._pg0: dict[int, int] = {}
+        self._bg0: dict[int, int] = {}
+
+    async def _pids(self) -> tuple[list[int], list[int]]:
+        rows = await self._conn.fetch(
+            "SELECT pid, backend_type, datname = current_database() AS ours FROM pg_stat_activity"
+        )
+        ours = [r["pid"] for r in rows if r["ours"]]
+        bg = [r["pid"] for r in rows if r["backend_type"] in self.BG]
+        return ours, bg
+
+    async def start(self) -> None:
+        ours, bg = await self._pids()
+        self._pg0 = {pid: process_cpu_ns(pid) for pid in ours}
+        self._bg0 = {pid: process_cpu_ns(pid) for pid in bg}
+        self._py0 = process_cpu_ns()
+
+    async def stop(self, steps: int) -> dict[str, float]:
+        """µs of CPU per step: python, pg (backends), pg_bg, and their total."""
+        py = process_cpu_ns() - self._py0
+        ours, bg = await self._pids()
+        pg = sum(process_cpu_ns(pid) - self._pg0.get(pid, 0) for pid in ours)
+        pg_bg = sum(process_cpu_ns(pid) - self._bg0.get(pid, 0) for pid in bg)
+        per = 1000.0 * max(steps, 1)
+        return {
+            "cpu_py_us_per_step": py / per,
+            "cpu_pg_us_per_step": pg / per,
+            "cpu_pg_bg_us_per_step": pg_bg / per,
+            "cpu_us_per_step": (py + pg + pg_bg) / per,
+        }

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    CpuMeter,
     add_common_args,
     emit,
     latency_fields,
@@ -99,14 +100,32 @@ async def trigger_many(rt: Runtime, wf: Any, n: int, inp: Any = None) -> list[An
     return list(await asyncio.gather(*(one() for _ in range(n))))
 
 
+def count_get_run(rt: Runtime) -> list[int]:
+    """Count the store's get_run calls (result() used to poll it for almost every run)."""
+    counter = [0]
+    store: Any = rt.store
+    real = store.get_run
+
+    async def counted(run_id: str) -> Any:
+        counter[0] += 1
+        return await real(run_id)
+
+    store.get_run = counted
+    return counter
+
+
 async def scenario_1(dsn: str, runs: int, concurrency: int = 1000) -> dict[str, Any]:
     async with runtime(dsn, concurrency=concurrency) as rt:
         await warm_up(rt, ten_steps)
+        gets = count_get_run(rt)
         b0 = rt.executor.committer.batches
+        cpu = CpuMeter(rt.store.pool)
+        await cpu.start()
         t0 = time.perf_counter()
         handles = await trigger_many(rt, ten_steps, runs)
         await asyncio.gather(*(h.result(timeout=600) for h in handles))
         wall = time.perf_counter() - t0
+        used = await cpu.stop(runs * 10)
         batches = rt.executor.committer.batches - b0
     return emit(
         SYSTEM,
@@ -116,6 +135,38 @@ async def scenario_1(dsn: str, runs: int, concurrency: int = 1000) -> dict[str, 
         count=runs * 10,
         unit="steps/s",
         commits=batches,
+        get_run_calls=gets[0],
+        loop=LOOP[0],
+        **used,
+    )
+
+
+async def scenario_1_api(dsn: str, runs: int) -> dict[str, Any]:
+    """Scenario 1 as a user writes it: Runtime's default settings, and per run a task
+    that triggers it and waits for its result()."""
+    async with Runtime(dsn, workflows=WORKFLOWS) as rt:
+
+        async def one() -> Any:
+            return await (await rt.trigger(ten_steps)).result(timeout=600)
+
+        await asyncio.gather(*(one() for _ in range(50)))  # warm up
+        gets = count_get_run(rt)
+        cpu = CpuMeter(rt.store.pool)
+        await cpu.start()
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(runs)))
+        wall = time.perf_counter() - t0
+        used = await cpu.stop(runs * 10)
+    return emit(
+        SYSTEM,
+        "1_api_defaults_10_step_runs",
+        sizes={"runs": runs, "steps": 10, "concurrency": rt.concurrency},
+        wall_s=wall,
+        count=runs * 10,
+        unit="steps/s",
+        get_run_calls=gets[0],
+        loop=LOOP[0],
+        **used,
     )
 
 
@@ -133,10 +184,14 @@ async def scenario_2(dsn: str, runs: int) -> dict[str, Any]:
 
 async def scenario_3(dsn: str, steps: int) -> dict[str, Any]:
     async with runtime(dsn) as rt:
+        await (await rt.trigger(many_steps, 10)).result(timeout=60)  # warm up
+        cpu = CpuMeter(rt.store.pool)
+        await cpu.start()
         t0 = time.perf_counter()
         h = await rt.trigger(many_steps, steps)
         await h.result(timeout=600)
         wall = time.perf_counter() - t0
+        used = await cpu.stop(steps)
     return emit(
         SYSTEM,
         "3_sequential_steps",
@@ -145,6 +200,8 @@ async def scenario_3(dsn: str, steps: int) -> dict[str, Any]:
         count=steps,
         unit="steps/s",
         ms_per_step=wall * 1000 / steps,
+        loop=LOOP[0],
+        **used,
     )
 
 
@@ -368,7 +425,11 @@ async def scenario_8(dsn: str, runs: int) -> list[dict[str, Any]]:
     return out
 
 
+LOOP = ["asyncio"]  # the running loop's module, for the result lines
+
+
 async def main() -> None:
+    LOOP[0] = type(asyncio.get_running_loop()).__module__.split(".")[0]
     parser = argparse.ArgumentParser(description=__doc__)
     add_common_args(parser)
     parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8")
@@ -376,6 +437,12 @@ async def main() -> None:
         "--sweep",
         action="store_true",
         help="only the sweeps behind the plots: concurrency and history length",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop: uvloop when installed (auto), or force one (see durable.loop)",
     )
     parser.add_argument(
         "--repeat",
@@ -417,11 +484,22 @@ async def median_of(repeat: int, n: int, once: Any) -> None:
             await once()
         lines += [json.loads(x) for x in buf.getvalue().splitlines() if x.startswith("{")]
     key = MEDIAN_OF[n]
-    lines.sort(key=lambda r: r[key])
-    chosen = dict(lines[len(lines) // 2])
-    chosen["repeats"] = repeat
-    chosen[f"all_{key}"] = [r[key] for r in lines]
-    print(json.dumps(chosen), flush=True)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:  # a scenario may print several forms (scenario 1: two)
+        groups.setdefault(line["scenario"], []).append(line)
+    for group in groups.values():
+        group.sort(key=lambda r: r[key])
+        chosen = dict(group[len(group) // 2])
+        chosen["repeats"] = repeat
+        chosen[f"all_{key}"] = [r[key] for r in group]
+        for field in CPU_FIELDS:  # each CPU figure's own median, too
+            values = sorted(r[field] for r in group if field in r)
+            if values:
+                chosen[f"median_{field}"] = values[len(values) // 2]
+        print(json.dumps(chosen), flush=True)
+
+
+CPU_FIELDS = ("cpu_py_us_per_step", "cpu_pg_us_per_step", "cpu_us_per_step")
 
 
 async def fresh_database(admin_dsn: str) -> str:
@@ -440,6 +518,7 @@ async def run_scenario(admin_dsn: str, n: int, smoke: bool) -> None:
     log(f"durable scenario {n}")
     if n == 1:
         await scenario_1(dsn, 50 if smoke else 1000)
+        await scenario_1_api(await fresh_database(admin_dsn), 50 if smoke else 1000)
     elif n == 2:
         await scenario_2(dsn, 100 if smoke else 2000)
     elif n == 3:
@@ -456,5 +535,18 @@ async def run_scenario(admin_dsn: str, n: int, smoke: bool) -> None:
         await scenario_8(dsn, 50 if smoke else 1000)
 
 
+def run_main() -> None:
+    loop = "auto"
+    if "--loop" in sys.argv:
+        loop = sys.argv[sys.argv.index("--loop") + 1]
+    os.environ["DURABLE_LOOP"] = loop
+    try:
+        from durable.loop import run
+    except ImportError:  # an older durable (A/B runs against main): asyncio's loop
+        asyncio.run(main())
+        return
+    run(main())
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_main()

@@ -40,6 +40,7 @@ from durable.cli_app import (
 )
 from durable.cli_runs import add_runs_commands, situation_fields, traceback_lines
 from durable.errors import DurableError
+from durable.loop import run as run_loop
 from durable.redact import KEYWORD_PASSWORD, redact_dsn
 from durable.runtime import Event, RunInfo, RunStatus, Runtime
 
@@ -232,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency",
         type=_positive_int,
         default=None,
-        help="most runs executing at once (default: 100, or the app Runtime's)",
+        help="most runs executing at once (default: 1000, or the app Runtime's)",
     )
     p.add_argument(
         "--log-level",
@@ -612,7 +613,7 @@ def _worker_runtime(app: App, args: argparse.Namespace) -> tuple[Runtime, str]:
             dsn,
             schema=schema,
             workflows=app.workflows,
-            concurrency=args.concurrency or 100,
+            concurrency=args.concurrency or 1000,
             worker=True,
         )
         return rt, dsn
@@ -699,7 +700,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     rt, dsn = _worker_runtime(app, args)
     _remember_secrets(dsn)
     try:
-        asyncio.run(_serve(rt, dsn))
+        run_loop(_serve(rt, dsn))  # on uvloop when installed
     except asyncio.CancelledError:
         return EXIT_INTERRUPTED
     return EXIT_OK

@@ -19,7 +19,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     and its clock. Durations are seconds; see `Runtime` for what each one means."""
 
     worker: bool = True
-    concurrency: int = 100
+    concurrency: int = 1000
     lease_s: float = 30.0
     schema: str = "durable"
     timezone: str = "UTC"
@@ -47,7 +47,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
         cls,
         *,
         worker: bool = True,
-        concurrency: int = 100,
+        concurrency: int = 1000,
         lease: Any = "30s",
         schema: str = "durable",
         timezone: str = "UTC",

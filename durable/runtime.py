@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -52,6 +53,9 @@ class RunHandle:
         self._rt = runtime
         self.run_id = run_id
         self.created = created
+        # Set when this process finished the run while the handle was alive (see
+        # Runtime._watch): result() then needs no query.
+        self._outcome: Finish | None = None
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id!r}>"
@@ -67,7 +71,11 @@ class RunHandle:
         TimeoutError when `timeout` passes first (the run is left alone).
         """
         seconds = None if timeout is None else parse_duration(timeout)
-        status, output, error = await wait_or_explain(self._rt, self.run_id, seconds)
+        done = self._outcome
+        if done is not None:
+            status, output, error = done.status, done.output, done.error
+        else:
+            status, output, error = await wait_or_explain(self._rt, self.run_id, seconds)
         if status == RunStatus.COMPLETED:
             return codec.decode(output)
         if status == RunStatus.CANCELLED:
@@ -92,7 +100,7 @@ class Runtime(RuntimeOps, FailureOps):
         *,
         workflows: Sequence[WorkflowDef] = (),
         worker: bool = True,
-        concurrency: int = 100,
+        concurrency: int = 1000,
         lease: Any = "30s",
         schema: str = "durable",
         timezone: str = "UTC",
@@ -167,6 +175,8 @@ class Runtime(RuntimeOps, FailureOps):
         self._listener: Listener | None = None
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._outcomes: dict[str, Finish] = {}
+        # Handles of runs that trigger() started executing here, while both live.
+        self._watched: weakref.WeakValueDictionary[str, RunHandle] = weakref.WeakValueDictionary()
         self._scheduler: Any = None
         self._has_queues = False
         self._open = False
@@ -358,6 +368,10 @@ class Runtime(RuntimeOps, FailureOps):
 
     def _notify_finished(self, run_id: str, outcome: Finish | None) -> None:
         """Wake this process's result() waiters; a local finish hands them its outcome."""
+        if outcome is not None and self._watched:
+            handle = self._watched.pop(run_id, None)
+            if handle is not None:
+                handle._outcome = outcome
         waiters = self._waiters.get(run_id)
         if not waiters:
             return
@@ -369,8 +383,10 @@ class Runtime(RuntimeOps, FailureOps):
     async def _wait_finished(self, run_id: str) -> tuple[str, bytes | None, str | None]:
         """Wait for the run's end: (status, output, error).
 
-        Woken by this process's finish notices (local runs hand over their outcome, so no
-        query is needed) and by NOTIFY; polling is the fallback, rare while LISTEN is up.
+        While the run executes in this process its end is handed over here (no query at
+        all); otherwise one read, then NOTIFY (or this process's finish) wakes the wait
+        and one more read takes the outcome. Outcomes are kept only while someone waits.
+        Polling is the fallback: rare while LISTEN is up, and never for a live local run.
         """
         ev = asyncio.Event()
         self._waiters.setdefault(run_id, []).append(ev)
@@ -380,13 +396,15 @@ class Runtime(RuntimeOps, FailureOps):
             # waiters), so polling only guards against the unforeseen.
             delay = max(self.poll_interval * 5, 1.0) if listening else 0.02
             cap = max(self.poll_interval * 50, 10.0) if listening else max(self.poll_interval, 0.02)
+            executor = self._executor
             while True:
                 outcome = self._outcomes.get(run_id)
                 if outcome is not None:
                     return outcome.status, outcome.output, outcome.error
-                rec = await self._record(run_id)
-                if rec.status in TERMINAL:
-                    return rec.status, rec.output, rec.error
+                if executor is None or not executor.is_live(run_id):
+                    rec = await self._record(run_id)
+                    if rec.status in TERMINAL:
+                        return rec.status, rec.output, rec.error
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await ev.wait()
@@ -508,16 +526,27 @@ class Runtime(RuntimeOps, FailureOps):
             if local:
                 executor.unreserve()
             raise
+        handle = RunHandle(self, result.run_id, result.created)
         if local:
             if result.claimed is not None:
                 executor.start_reserved(result.claimed)
+                self._watch(handle)
             else:
                 executor.unreserve()
         if result.created:
             self._publish(result.run_id, "created")
             if execute:
                 await executor.settle(result.run_id)
-        return RunHandle(self, result.run_id, result.created)
+        return handle
+
+    def _watch(self, handle: RunHandle) -> None:
+        """Let this process's finish of the run reach `handle` directly.
+
+        A run that ends before anyone calls result() would otherwise cost a query to
+        learn its outcome. Held weakly: a handle the caller dropped keeps nothing, and
+        at most one entry per run executing here (removed when it finishes).
+        """
+        self._watched[handle.run_id] = handle
 
     async def _create_runs(self, runs: Sequence[NewRun]) -> list[Created]:
         return await self.store.create_runs(runs, self.clock.now())

@@ -21,10 +21,13 @@ def enabled() -> bool:
 class RunTelemetry:
     """Span helpers bound to one run, so every span carries the same identifying attributes."""
 
-    __slots__ = ("_attempt", "_attrs")
+    __slots__ = ("_attempt", "_attrs", "on")
 
     def __init__(self, workflow: str, version: str, run_id: str) -> None:
         self._attempt: trace.Span | None = None
+        # Decided once per attempt (`attempt()`), not per step: asking OpenTelemetry
+        # whether an SDK is set up reads os.environ, a few µs at every step.
+        self.on = False
         self._attrs = {
             "durable.workflow": workflow,
             "durable.version": version,
@@ -33,7 +36,8 @@ class RunTelemetry:
 
     @contextmanager
     def attempt(self) -> Iterator[trace.Span | None]:
-        if not enabled():
+        self.on = enabled()
+        if not self.on:
             yield None
             return
         with _tracer.start_as_current_span(
@@ -47,7 +51,7 @@ class RunTelemetry:
 
     @contextmanager
     def step(self, name: str, attempt: int) -> Iterator[trace.Span | None]:
-        if not enabled():
+        if not self.on:
             yield None
             return
         # Parent the step explicitly on the current attempt: the workflow coroutine was

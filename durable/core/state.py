@@ -186,9 +186,11 @@ class RunState:
     # -- events and limits --------------------------------------------------------------
 
     def event(
-        self, pos: int, kind: EventKind, name: str, payload: bytes | None, now: datetime
+        self, pos: int, kind: EventKind, name: str, payload: bytes | None, now: datetime | None
     ) -> Event:
-        """The next event of ctx call `pos`, with the next seq; parks at `max_events`."""
+        """The next event of ctx call `pos`, with the next seq; parks at `max_events`.
+
+        `now` None leaves created_at to the store (the time of the commit writing it)."""
         seq = self.next_seq
         limit = self.max_events
         if limit is not None and seq > limit:

@@ -7,7 +7,7 @@ schema, so the SQL itself names tables unqualified.
 
 from __future__ import annotations
 
-import re
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from importlib import resources
@@ -25,7 +25,7 @@ from durable.core.vocabulary import (
     hook_key,
     signal_key,
 )
-from durable.errors import FenceLost, RunClosed, RunNotFound, ValidationError
+from durable.errors import FenceLost, RunClosed, RunNotFound
 from durable.redact import redact_dsn
 from durable.store.base import (
     TERMINAL,
@@ -43,98 +43,26 @@ from durable.store.outside_sql import OutsideOps
 from durable.store.pg_diagnostics import PgDiagnostics
 from durable.store.pg_listener import PgListener
 from durable.store.pg_queues import PgQueueQueries
+from durable.store.pg_rows import (
+    RUN_COLS as _RUN_COLS,
+)
+from durable.store.pg_rows import (
+    Connection as _Connection,
+)
+from durable.store.pg_rows import channel_for as channel_for
+from durable.store.pg_rows import (
+    insert_events as _insert_events,
+)
+from durable.store.pg_rows import (
+    leased as _leased,
+)
+from durable.store.pg_rows import (
+    record as _record,
+)
+from durable.store.pg_rows import validate_schema as validate_schema
 from durable.store.pg_schedules import PgScheduleQueries
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x64757261626C65  # "durable" as a number: one advisory lock per database
-_RUN_COLS = (
-    "id, workflow, version, status, input, output, error, parent_run_id, pending, "
-    "created_at, updated_at, ready_at, tags::text AS tags, started_at, finished_at,"
-    " queue, queue_key, priority"
-)
-
-
-def validate_schema(name: str) -> str:
-    """Return `name` if it is a plain SQL identifier, else raise ValidationError."""
-    if not isinstance(name, str) or not _IDENT.match(name):
-        raise ValidationError(
-            f"invalid schema name {name!r}: use letters, digits and underscores, "
-            "starting with a letter or underscore (at most 63 characters)"
-        )
-    return name
-
-
-def channel_for(schema: str) -> str:
-    """The LISTEN/NOTIFY channel of one schema, so several deployments can share a database."""
-    return f"durable_{schema}"
-
-
-def _record(row: asyncpg.Record) -> RunRecord:
-    return RunRecord(
-        run_id=row["id"],
-        workflow=row["workflow"],
-        version=row["version"],
-        status=row["status"],
-        input=row["input"],
-        output=row["output"],
-        error=row["error"],
-        parent_run_id=row["parent_run_id"],
-        pending=row["pending"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        ready_at=row["ready_at"],
-        tags=msgspec.json.decode(row["tags"]) if row["tags"] else {},
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        queue=row["queue"],
-        queue_key=row["queue_key"],
-        priority=row["priority"],
-    )
-
-
-async def _insert_events(conn: asyncpg.Connection, run_ids: list[str], events: list[Event]) -> None:
-    await conn.execute(
-        "INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at) "
-        "SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::text[], "
-        "$6::bytea[], $7::timestamptz[])",
-        run_ids,
-        [e.seq for e in events],
-        [e.pos for e in events],
-        [e.kind for e in events],
-        [e.name for e in events],
-        [e.payload for e in events],
-        [e.created_at for e in events],
-    )
-
-
-def _leased(run: NewRun, now: datetime, deadline: datetime | None) -> ClaimedRun | None:
-    """The claim of a run inserted already leased to its creator (fence 1, first start)."""
-    if run.owner is None:
-        return None
-    return ClaimedRun(
-        run_id=run.run_id,
-        workflow=run.workflow,
-        version=run.version,
-        input=run.input,
-        fence=1,
-        wakeups=0,
-        parent_run_id=run.parent_run_id,
-        started_at=now,
-        deadline=deadline,
-        fresh=True,
-    )
-
-
-class _Connection(asyncpg.Connection):  # type: ignore[misc]
-    """Pool connections skip asyncpg's reset-on-release round trip.
-
-    The reset undoes session state (LISTEN, advisory locks, SET) that durable never
-    leaves on pooled connections: listeners use their own connection and migrations take
-    a transaction-scoped lock.
-    """
-
-    def get_reset_query(self) -> str:
-        return ""
 
 
 class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics):
@@ -146,6 +74,8 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
         self.channel = channel_for(self.schema)
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        self._commit_conn: asyncpg.Connection | None = None  # see _commit_fetch
+        self._commit_busy = False
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -168,9 +98,22 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
             ) from None
 
     async def close(self) -> None:
+        conn, self._commit_conn = self._commit_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=5)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    async def _connect(self) -> asyncpg.Connection:
+        """A connection of its own (outside the pool), set up as pool connections are."""
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self.dsn,
+            connection_class=_Connection,
+            server_settings={"search_path": self.schema, "application_name": "durable"},
+        )
+        return conn
 
     async def connect_listener(self) -> asyncpg.Connection:
         """A dedicated connection for LISTEN; pool connections must not hold listeners."""
@@ -419,20 +362,36 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
         raise AssertionError("unreachable")
 
     async def _commit_once(self, batch: Batch) -> BatchResult:
-        """Write one group commit through `durable_commit` (migration 0003): one round trip.
+        """Write one group commit through `durable_commit_packed` (0008): one round trip.
 
         The function locks the batch's runs in id order and keeps each run's writes only
         if its fence still matches and it is still running, so a worker that lost its
         lease writes nothing without failing anyone else's rows.
         """
-        evs = batch.events
+        evs = [
+            (r.run_id, r.fence, e.seq, e.pos, e.kind, e.name, e.payload, e.created_at)
+            for r in batch.events
+            for e in (r.event,)
+        ]
+        evs.extend(
+            (f.run_id, f.fence, e.seq, e.pos, e.kind, e.name, e.payload, e.created_at)
+            for f in batch.finishes
+            if (e := f.event) is not None
+        )
+        # One pass (zip) makes the eight columns; no created_at at all (the usual case:
+        # steps take the batch's time) sends an empty array, padded with NULLs by unnest.
+        # Run ids, kinds and names go as one string each (joined by 0x1f, which names
+        # never hold): asyncpg would otherwise check every element of those arrays.
+        cols: list[Any] = list(zip(*evs, strict=True)) if evs else [()] * 8
+        if not any(c is not None for c in cols[7]):
+            cols[7] = ()
+        for i in (0, 4, 5):
+            cols[i] = "\x1f".join(cols[i])
         fins = batch.finishes
-        events = [(r.run_id, r.fence, r.event) for r in evs]
-        events.extend((f.run_id, f.fence, f.event) for f in fins if f.event is not None)
         sus = batch.suspends
         ext = batch.extends
-        rows = await self.pool.fetch(
-            "SELECT run_id, outcome FROM durable_commit($1, $2, $3,"
+        rows = await self._commit_fetch(
+            "SELECT run_id, outcome FROM durable_commit_packed($1, $2, $3,"
             " $4, $5, $6, $7, $8, $9, $10, $11,"
             " $12, $13, $14, $15, $16,"
             " $17, $18, $19, $20, $21, $22,"
@@ -440,14 +399,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
             batch.now,
             batch.lease_s,
             self.channel,
-            [r for r, _, _ in events],
-            [f for _, f, _ in events],
-            [e.seq for _, _, e in events],
-            [e.pos for _, _, e in events],
-            [e.kind for _, _, e in events],
-            [e.name for _, _, e in events],
-            [e.payload for _, _, e in events],
-            [e.created_at for _, _, e in events],
+            *cols,
             [f.run_id for f in fins],
             [f.fence for f in fins],
             [f.status for f in fins],
@@ -472,6 +424,34 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
                 if outcome == "closed":
                     result.closed.add(row["run_id"])
         return result
+
+    async def _commit_fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Run the group commit on its own connection, opened on first use.
+
+        Saves the pool's acquire and release around every commit (tens of µs, which is
+        much of a sequential run's per-step cost). One commit at a time uses it; another
+        one meanwhile (a committer pipeline) borrows from the pool. A connection that
+        failed is dropped and the next commit opens a new one.
+        """
+        if self._commit_busy:
+            rows: list[asyncpg.Record] = await self.pool.fetch(query, *args)
+            return rows
+        self._commit_busy = True
+        try:
+            conn = self._commit_conn
+            if conn is None or conn.is_closed():
+                conn = self._commit_conn = await self._connect()
+            try:
+                rows = await conn.fetch(query, *args)
+            except asyncpg.PostgresError:
+                raise  # the server refused the statement: the connection is fine
+            except BaseException:
+                self._commit_conn = None
+                conn.terminate()
+                raise
+            return rows
+        finally:
+            self._commit_busy = False
 
     async def _wake_parents(
         self, conn: asyncpg.Connection, children: Sequence[asyncpg.Record], now: datetime

@@ -59,30 +59,6 @@ class PendingWait(msgspec.Struct, frozen=True):
     until: datetime | None = None
 
 
-class _OpScope:
-    """`with execution.op():` without a generator per call (this is the per-step hot path)."""
-
-    __slots__ = ("_x",)
-
-    def __init__(self, execution: RunExecution) -> None:
-        self._x = execution
-
-    def __enter__(self) -> None:
-        x = self._x
-        x.active += 1
-        x.progress += 1
-        x.entered += 1
-
-    def __exit__(self, *_exc: object) -> None:
-        x = self._x
-        x.active -= 1
-        x.progress += 1
-        # Only a run with parked waits can need to suspend; waking the driver after
-        # every plain step would cost a task switch per step for nothing.
-        if x.active == 0 and x._parked:
-            x._idle.set()
-
-
 class RunExecution:
     """The live state of one run on this worker; implements `durable.run_io.RunIO`.
 
@@ -118,7 +94,6 @@ class RunExecution:
         self._idle = asyncio.Event()
         self.task: asyncio.Task[Any] | None = None
         self.telemetry = RunTelemetry(defn.name, defn.version, self.run_id)
-        self._scope = _OpScope(self)
         self._branches: set[asyncio.Task[Any]] = set()
         self.ctx = Context(self)
 
@@ -127,7 +102,7 @@ class RunExecution:
     def now(self) -> datetime:
         return self.executor.clock.now()
 
-    def op(self) -> _OpScope:
+    def op(self) -> RunExecution:
         """Marks a ctx operation as running; the run cannot suspend while any is.
 
         Once the run is parked as failed (non-determinism, a limit) no operation runs,
@@ -143,7 +118,32 @@ class RunExecution:
             if len(branches) > 64:
                 self._branches = branches = {t for t in branches if not t.done()}
             branches.add(task)
-        return self._scope
+        return self
+
+    # `with execution.op():` -- the execution is its own scope: no generator and no
+    # helper object per call (this is the per-step hot path), and no helper pointing
+    # back at the execution (a reference cycle per run).
+
+    def __enter__(self) -> None:
+        self.active += 1
+        self.progress += 1
+        self.entered += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        self.active -= 1
+        self.progress += 1
+        # Only a run with parked waits can need to suspend; waking the driver after
+        # every plain step would cost a task switch per step for nothing.
+        if self.active == 0 and self._parked:
+            self._idle.set()
+
+    def dispose(self) -> None:
+        """This attempt is over for good (finished, abandoned, evicted): drop the context.
+
+        Context and execution point at each other; without this, every run would be
+        freed only by the cyclic garbage collector (docs/operations.md, "Memory").
+        """
+        self.__dict__.pop("ctx", None)
 
     def record(self, event: Event) -> None:
         """Keep an event to be written with the run's next commit."""
@@ -502,6 +502,7 @@ class RunExecution:
         for future, _, _ in list(self._parked.values()):
             if not future.done():
                 future.cancel()
+        self.dispose()
 
     def cancel_by_user(self) -> None:
         """The run was cancelled: deliver CancelledError into the workflow for its cleanup.

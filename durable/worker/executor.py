@@ -63,6 +63,7 @@ class Executor:
         self.active: dict[str, RunExecution] = {}
         self.sticky: OrderedDict[str, RunExecution] = OrderedDict()
         self._tasks: dict[asyncio.Task[None], str] = {}  # execution task -> run id
+        self._live: dict[str, asyncio.Task[None]] = {}  # run id -> its execution task
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._timers: list[datetime] = []
@@ -212,7 +213,9 @@ class Executor:
         return [c.run_id for c in claimed]
 
     def _forget_task(self, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(task, None)
+        run_id = self._tasks.pop(task, None)
+        if run_id is not None and self._live.get(run_id) is task:
+            del self._live[run_id]  # a task cancelled before it ever ran
 
     def reserve(self, defn: WorkflowDef, execute: bool = False) -> bool:
         """Promise a slot to a run this process is about to insert already claimed.
@@ -266,7 +269,16 @@ class Executor:
             self._execute(claimed, defn), name=f"durable-exec-{claimed.run_id}"
         )
         self._tasks[task] = claimed.run_id
+        self._live[claimed.run_id] = task
         task.add_done_callback(self._forget_task)
+
+    def is_live(self, run_id: str) -> bool:
+        """Whether an execution of `run_id` is under way in this process.
+
+        Until it ends, its finish (or its stop without one) reaches `on_finished`, so a
+        `result()` waiter needs no query meanwhile.
+        """
+        return run_id in self._live
 
     async def _execute(self, claimed: ClaimedRun, defn: WorkflowDef) -> None:
         run_id = claimed.run_id
@@ -301,6 +313,8 @@ class Executor:
             # execution this worker started for the same run after re-claiming it.
             if execution is not None and self.active.get(run_id) is execution:
                 del self.active[run_id]
+            if self._live.get(run_id) is asyncio.current_task():
+                del self._live[run_id]
             self._inflight -= 1
             self._slot_free.set()
             self._wake.set()
@@ -314,10 +328,14 @@ class Executor:
                 execution.evict()
         elif outcome is DriveResult.FINISHED and execution is not None:
             self.on_finished(run_id, execution.outcome)
+            execution.dispose()
             if execution.parent_run_id is not None:
                 self.poke()  # its parent may wait on it here: not subject to listen_delay
         elif execution is not None and outcome is DriveResult.ABANDONED:
             execution.evict()
+        if outcome is not DriveResult.FINISHED:
+            # Not finished here: result() waiters stop relying on this process.
+            self.on_finished(run_id, None)
         if self.on_changed is not None:
             self.on_changed(run_id, outcome.value)
 

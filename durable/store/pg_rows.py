@@ -1,0 +1,104 @@
+"""Row mapping and small helpers of the PostgreSQL store: schema names, the NOTIFY
+channel, the runs columns every read selects, and the pool's connection class."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from durable.core.events import Event
+from durable.errors import ValidationError
+from durable.store.base import ClaimedRun, NewRun, RunRecord
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+RUN_COLS = (
+    "id, workflow, version, status, input, output, error, parent_run_id, pending, "
+    "created_at, updated_at, ready_at, tags::text AS tags, started_at, finished_at,"
+    " queue, queue_key, priority"
+)
+
+
+def validate_schema(name: str) -> str:
+    """Return `name` if it is a plain SQL identifier, else raise ValidationError."""
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise ValidationError(
+            f"invalid schema name {name!r}: use letters, digits and underscores, "
+            "starting with a letter or underscore (at most 63 characters)"
+        )
+    return name
+
+
+def channel_for(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of one schema, so several deployments can share a database."""
+    return f"durable_{schema}"
+
+
+def record(row: asyncpg.Record) -> RunRecord:
+    return RunRecord(
+        run_id=row["id"],
+        workflow=row["workflow"],
+        version=row["version"],
+        status=row["status"],
+        input=row["input"],
+        output=row["output"],
+        error=row["error"],
+        parent_run_id=row["parent_run_id"],
+        pending=row["pending"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        ready_at=row["ready_at"],
+        tags=msgspec.json.decode(row["tags"]) if row["tags"] else {},
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        queue=row["queue"],
+        queue_key=row["queue_key"],
+        priority=row["priority"],
+    )
+
+
+async def insert_events(conn: asyncpg.Connection, run_ids: list[str], events: list[Event]) -> None:
+    await conn.execute(
+        "INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at) "
+        "SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::text[], "
+        "$6::bytea[], $7::timestamptz[])",
+        run_ids,
+        [e.seq for e in events],
+        [e.pos for e in events],
+        [e.kind for e in events],
+        [e.name for e in events],
+        [e.payload for e in events],
+        [e.created_at for e in events],
+    )
+
+
+def leased(run: NewRun, now: datetime, deadline: datetime | None) -> ClaimedRun | None:
+    """The claim of a run inserted already leased to its creator (fence 1, first start)."""
+    if run.owner is None:
+        return None
+    return ClaimedRun(
+        run_id=run.run_id,
+        workflow=run.workflow,
+        version=run.version,
+        input=run.input,
+        fence=1,
+        wakeups=0,
+        parent_run_id=run.parent_run_id,
+        started_at=now,
+        deadline=deadline,
+        fresh=True,
+    )
+
+
+class Connection(asyncpg.Connection):  # type: ignore[misc]
+    """Pool connections skip asyncpg's reset-on-release round trip.
+
+    The reset undoes session state (LISTEN, advisory locks, SET) that durable never
+    leaves on pooled connections: listeners use their own connection and migrations take
+    a transaction-scoped lock.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
