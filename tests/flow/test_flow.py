@@ -239,8 +239,11 @@ def test_one_queue_name_one_set_of_limits() -> None:
     b = _job(Queue("same", concurrency=2), name="b")
     with pytest.raises(ValidationError, match="same"):
         Runtime("memory://", workflows=[a, b])
+    async def plain(ctx: Context, inp: Any) -> Any:
+        return inp
+
     with pytest.raises(ValidationError, match=r"expected a durable\.Queue"):
-        workflow(queue="emails")(_work)  # type: ignore[arg-type]
+        workflow(queue="emails")(plain)  # type: ignore[arg-type]
 
 
 async def test_sweep_keeps_the_limits(backend: Any) -> None:
