@@ -30,6 +30,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     pool_size: int = 10
     listen: bool = True
     local_dispatch: bool = True
+    cancel_grace: float = 30.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
@@ -53,6 +54,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
         pool_size: int = 10,
         listen: bool = True,
         local_dispatch: bool = True,
+        cancel_grace: Any = "30s",
     ) -> RuntimeConfig:
         """From Runtime's keyword arguments (durations in any accepted form)."""
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -73,4 +75,5 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
             pool_size=pool_size,
             listen=listen,
             local_dispatch=local_dispatch,
+            cancel_grace=parse_duration(cancel_grace),
         )

@@ -17,6 +17,7 @@ from durable import codec
 from durable.batching import Coalescer
 from durable.clock import SYSTEM_CLOCK, Clock
 from durable.config import RuntimeConfig
+from durable.core import fork as forking
 from durable.core.events import EventKind
 from durable.core.vocabulary import TERMINAL, Notice, parse_notice
 from durable.core.vocabulary import RunStatus as RunStatus
@@ -27,6 +28,7 @@ from durable.errors import (
     ValidationError,
     WorkflowCancelled,
     WorkflowFailed,
+    WorkflowNotFound,
 )
 from durable.ids import new_run_id
 from durable.store import Created, Finish, Listener, NewRun, RunRecord, Store, store_for
@@ -62,6 +64,12 @@ class RunInfo(msgspec.Struct, frozen=True):
     parent_run_id: str | None
     created_at: datetime
     updated_at: datetime
+    continued_as: str | None = None
+    """The run this one continued as (`ctx.continue_as_new`), if it did."""
+    continued_from: str | None = None
+    """The run this one continues, if it was started by `continue_as_new`."""
+    forked_from: str | None = None
+    """The run this one was forked from (`Runtime.fork`), if it was."""
 
 
 def _info(rec: RunRecord, history: list[Event]) -> RunInfo:
@@ -80,6 +88,9 @@ def _info(rec: RunRecord, history: list[Event]) -> RunInfo:
         parent_run_id=rec.parent_run_id,
         created_at=rec.created_at,
         updated_at=rec.updated_at,
+        continued_as=rec.continued_as,
+        continued_from=rec.continued_from,
+        forked_from=rec.forked_from,
     )
 
 
@@ -105,15 +116,23 @@ class RunHandle:
         TimeoutError when `timeout` passes first (the run is left alone).
         """
         seconds = None if timeout is None else parse_duration(timeout)
+        run_id = self.run_id
         async with asyncio.timeout(seconds):
-            status, output, error = await self._rt._wait_finished(self.run_id)
+            while True:
+                status, output, error = await self._rt._wait_finished(run_id)
+                # A run that continued as new ends completed with no output at all (a
+                # returned None is stored encoded): follow it to the chain's last run.
+                if status != RunStatus.COMPLETED or output is not None:
+                    break
+                following = (await self._rt._record(run_id)).continued_as
+                if following is None:
+                    break
+                run_id = following
         if status == RunStatus.COMPLETED:
             return codec.decode(output)
         if status == RunStatus.CANCELLED:
-            raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
-        raise WorkflowFailed(
-            f"run {self.run_id!r} failed: {error}", run_id=self.run_id, error=error
-        )
+            raise WorkflowCancelled(f"run {run_id!r} was cancelled", run_id=run_id)
+        raise WorkflowFailed(f"run {run_id!r} failed: {error}", run_id=run_id, error=error)
 
 
 class Runtime:
@@ -142,6 +161,7 @@ class Runtime:
         pool_size: int = 10,
         listen: bool = True,
         local_dispatch: bool = True,
+        cancel_grace: Any = "30s",
         clock: Clock | None = None,
         store: Store | None = None,
     ) -> None:
@@ -158,6 +178,7 @@ class Runtime:
             pool_size=pool_size,
             listen=listen,
             local_dispatch=local_dispatch,
+            cancel_grace=cancel_grace,
         )
         self._setup(dsn, config, workflows, clock, store)
 
@@ -501,13 +522,65 @@ class Runtime:
         return await self.store.execute_hook(token, data, self.clock.now())
 
     async def cancel(self, run_id: str) -> None:
-        """End the run (and its unfinished children) `cancelled` now."""
-        ids = await self.store.cancel(run_id, self.clock.now())
+        """End the run (and its unfinished children) `cancelled` now.
+
+        Status reads `cancelled` as soon as this returns. A run that had started owes its
+        cleanup: a worker of its workflow replays it, raises WorkflowCancelled where it
+        stopped and records what its `try/finally` code does, within `cancel_grace`.
+        """
+        ids = await self.store.cancel(run_id, self.clock.now(), self.config.cancel_grace)
         if self._executor is not None:
             for rid in ids:
                 self._executor.cancel_local(rid)
         for rid in ids:
             self._notify_finished(rid, None)
+
+    async def fork(
+        self, run_id: str, at: str | None = None, version: str | None = None
+    ) -> RunHandle:
+        """A new run whose history is `run_id`'s up to, not including, the first event of
+        step `at` (default: the step that failed the run), on `version` (default the
+        original's; a given version must be registered here). Steps recorded before
+        `at` are not run again; children that completed keep their results, others are
+        started afresh. The fork's `RunInfo.forked_from` names the original.
+
+        RunNotFound, WorkflowNotFound or ValidationError (bad `at`): nothing written.
+        """
+        rec = await self._record(run_id)
+        if at is not None:
+            check_name(at, "step name")
+        if version is None:
+            defn = self.registry.find(rec.workflow, rec.version)
+        else:
+            defn = self.registry.find(rec.workflow, version)
+            if defn is None:
+                raise WorkflowNotFound(
+                    f"cannot fork run {run_id!r}: workflow {rec.workflow!r} version "
+                    f"{version!r} is not registered in this runtime"
+                )
+        input_value = codec.decode(rec.input)
+        if defn is not None:
+            defn.validate_input(input_value)
+        events = await self.store.load_events(run_id)
+        step = forking.failed_step(run_id, events) if at is None else at
+        cut = forking.cut_seq(run_id, events, step)
+        restart: set[str] = set()
+        for child in forking.children_before(events, cut):
+            outcome = await self.store.child_outcome(child)
+            if outcome is None or outcome.status != RunStatus.COMPLETED:
+                restart.add(child)
+        new = NewRun(
+            run_id=new_run_id(),
+            workflow=rec.workflow,
+            version=rec.version if version is None else version,
+            input=rec.input if rec.input is not None else codec.encode(None),
+            created_at=self.clock.now(),
+            deadline_s=None if defn is None else defn.execution_timeout,
+        )
+        await self.store.fork_run(
+            new, forking.fork_events(events, cut, restart), run_id, self.clock.now()
+        )
+        return RunHandle(self, new.run_id)
 
     async def sweep(self) -> int:
         """One pass: fire due schedules, timers and expired leases, and run every runnable

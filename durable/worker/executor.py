@@ -63,6 +63,10 @@ class Executor:
         self._inflight = 0  # executions started and not yet ended (claimed slots)
         self._reserved = 0  # slots promised to runs this process is inserting itself
         self.claim_batch = max(1, min(concurrency, 500))
+        # Cleanups of cancelled runs are claimed by a separate query, run when a cancel
+        # notice arrived and otherwise every few poll intervals (cheap: a partial index).
+        self._cleanup_due = True
+        self._cleanup_checked: datetime | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -120,11 +124,26 @@ class Executor:
             timeout = min(timeout, (self._timers[0] - now).total_seconds())
         return max(timeout, 0.0)
 
+    @property
+    def claiming(self) -> bool:
+        """True while the claim loop runs (a worker runtime that is not stopping)."""
+        return self._loop_task is not None and not self._stopping
+
     def cancel_local(self, run_id: str) -> None:
-        """A NOTIFY said `run_id` was cancelled: stop its live coroutine here."""
-        execution = self.active.get(run_id) or self.sticky.pop(run_id, None)
-        if execution is not None:
-            execution.cancel_by_user()
+        """A notice said `run_id` was cancelled: drop its live coroutine here.
+
+        Its cleanup is not run in this coroutine: some worker claims the cancelled run
+        (`Store.claim_cleanups`), replays it and raises WorkflowCancelled where it
+        stopped, so the cleanup runs exactly once wherever the run was.
+        """
+        execution = self.active.get(run_id)
+        if execution is not None and not execution.cleanup:
+            execution.evict()
+        sticky = self.sticky.pop(run_id, None)
+        if sticky is not None:
+            sticky.evict()
+        self._cleanup_due = True
+        self._wake.set()
 
     # -- claiming ---------------------------------------------------------------------
 
@@ -154,17 +173,39 @@ class Executor:
         if free <= 0:
             return []
         self._wake.clear()
+        now = self.clock.now()
         claimed = await self.store.claim(
             owner=self.owner,
             keys=self.registry.keys(),
             limit=min(free, self.claim_batch),
-            now=self.clock.now(),
+            now=now,
             lease_s=self.lease_s,
             exclude=list(exclude),
         )
+        free -= len(claimed)
+        if free > 0 and self._cleanups_due(now):
+            claimed += await self.store.claim_cleanups(
+                owner=self.owner,
+                keys=self.registry.keys(),
+                limit=min(free, self.claim_batch),
+                now=now,
+                exclude=list(exclude),
+            )
         for c in claimed:
             self._start(c)
         return [c.run_id for c in claimed]
+
+    def _cleanups_due(self, now: datetime) -> bool:
+        last = self._cleanup_checked
+        if (
+            self._cleanup_due
+            or last is None
+            or (now - last).total_seconds() >= 5 * (self.poll_interval)
+        ):
+            self._cleanup_due = False
+            self._cleanup_checked = now
+            return True
+        return False
 
     def _forget_task(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
@@ -208,6 +249,7 @@ class Executor:
                 execution is not None
                 and execution.fence + 1 == claimed.fence
                 and not execution.dead
+                and not claimed.cleanup
             ):
                 execution.resume(claimed)
             else:
@@ -250,6 +292,7 @@ class Executor:
     async def run_pass(self) -> int:
         """One sweep: execute every runnable run, each at most once; return how many."""
         seen: set[str] = set()
+        self._cleanup_due = True
         while True:
             started = await self.claim_and_start(exclude=seen)
             seen.update(started)
@@ -265,7 +308,9 @@ class Executor:
         interval = max(self.lease_s / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
-            held = list(self.active.values())
+            # Cleanup leases last their whole grace (and the group commit renews only
+            # running runs), so they are not renewed here.
+            held = [e for e in self.active.values() if not e.cleanup]
             if not held:
                 continue
             extends = [Extend(e.run_id, e.fence) for e in held]
