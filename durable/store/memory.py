@@ -147,6 +147,8 @@ class MemoryStore(MemorySchedules):
     def __init__(self) -> None:
         super().__init__()
         self._runs: dict[str, _Run] = {}
+        # Runs not yet ended: what claims scan (ended runs pile up; live ones do not).
+        self._live: dict[str, _Run] = {}
         self._by_key: dict[str, str] = {}
         self._children: dict[str, list[str]] = {}
         self._events: dict[str, dict[int, Event]] = {}
@@ -204,7 +206,7 @@ class MemoryStore(MemorySchedules):
     ) -> None:
         deadline = now + timedelta(seconds=run.deadline_s) if run.deadline_s is not None else None
         self._next_order += 1
-        self._runs[run.run_id] = _Run(
+        self._runs[run.run_id] = self._live[run.run_id] = _Run(
             id=run.run_id,
             workflow=run.workflow,
             version=run.version,
@@ -372,7 +374,7 @@ class MemoryStore(MemorySchedules):
         skip = set(exclude)
         candidates = [
             r
-            for r in self._runs.values()
+            for r in self._live.values()
             if r.id not in skip
             and self._matches(r, wanted)
             and (
@@ -444,6 +446,7 @@ class MemoryStore(MemorySchedules):
         finished: list[_Run] = []
         for fin in finishes:
             run = self._runs[fin.run_id]
+            self._live.pop(run.id, None)
             run.status = fin.status
             run.output = fin.output
             run.error = fin.error
@@ -544,6 +547,7 @@ class MemoryStore(MemorySchedules):
         self._check_new_events([(run_id, e) for e in events])
         for event in events:
             self._append(run_id, event, now)
+        self._live.pop(old.id, None)
         old.status = RunStatus.COMPLETED
         old.output = None
         old.error = None
@@ -713,6 +717,7 @@ class MemoryStore(MemorySchedules):
             todo.extend(self._children.get(current, ()))
         cancelled = [r for r in tree if r.status not in TERMINAL]
         for run in cancelled:
+            self._live.pop(run.id, None)
             run.status = RunStatus.CANCELLED
             run.error = "cancelled"
             run.finished_at = now
@@ -771,7 +776,7 @@ class MemoryStore(MemorySchedules):
             return None
         wanted = {(w, v) for w, v in keys}
         times: list[datetime] = []
-        for run in self._runs.values():
+        for run in self._live.values():
             if not self._matches(run, wanted):
                 continue
             if run.status in _WAITING and run.ready_at is not None:

@@ -67,7 +67,7 @@ class PgUpgradeQueries:
                 " ready_at, deadline, created_at, updated_at, continued_from,"
                 " lease_owner, lease_until, fence, started_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $7, $9, $10,"
-                "  $7 + make_interval(secs => $11), $12, $13)",
+                "  $7::timestamptz + make_interval(secs => $11::float8), $12, $13)",
                 new.run_id,
                 new.workflow,
                 new.version,
