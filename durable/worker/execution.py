@@ -246,7 +246,7 @@ class RunExecution:
         if self.state.halted:
             raise RunAborted
         if self.state.phase is Phase.CLOSING:
-            raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
+            raise self._cancelled()
 
     async def take_message(
         self, kind: str, name: str, make_event: Callable[[bytes | None], Event]
@@ -292,7 +292,7 @@ class RunExecution:
     ) -> None:
         """Wait until the run is woken again; the run may suspend meanwhile."""
         if self.state.phase is Phase.CLOSING:
-            raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
+            raise self._cancelled()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._parked[pos] = (future, PendingWait(kind, name, until), key)
         self.active -= 1
@@ -335,11 +335,16 @@ class RunExecution:
         task = asyncio.current_task()
         if task in self._cancelled_tasks or not self._cancel_window:
             return
-        if not self._cancelled_tasks:
+        raise self._cancelled()
+
+    def _cancelled(self) -> WorkflowCancelled:
+        """The WorkflowCancelled delivered to the current task (waits always get one)."""
+        if self._cancel_window and not self._cancelled_tasks:
             asyncio.get_running_loop().call_soon(self._close_cancel_window)
+        task = asyncio.current_task()
         if task is not None:
             self._cancelled_tasks.add(task)
-        raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
+        return WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
 
     def _close_cancel_window(self) -> None:
         self._cancel_window = False

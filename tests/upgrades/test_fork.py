@@ -150,7 +150,7 @@ async def test_fork_bad_input_writes_nothing(make_rt: MakeRuntime) -> None:
         h = await rt.trigger(fine, None)
         await h.result(timeout=10)
         before = await rt.list_runs(limit=100)
-        with pytest.raises(ValidationError, match="no step named 'nope'.*'only'"):
+        with pytest.raises(ValidationError, match=r"no step named 'nope'.*'only'"):
             await rt.fork(h.run_id, at="nope")
         with pytest.raises(ValidationError, match="no failed step"):
             await rt.fork(h.run_id)
