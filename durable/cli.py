@@ -238,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the RunInfo as JSON")
     p.set_defaults(handler=_client(_runs_show))
     p = runs_sub.add_parser(
+        "fork", help="start a new run from RUN's history up to a step (default: the failed one)"
+    )
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--at", default=None, metavar="STEP", help="default: the step that failed")
+    p.add_argument("--version", default=None, help="run the fork on this version (needs --app)")
+    p.add_argument(
+        "--app", default=None, help="`module` or `module:attr` registering the fork's version"
+    )
+    p.set_defaults(handler=_client(_runs_fork))
+    p = runs_sub.add_parser(
         "purge", help="delete finished runs (and their history) older than a duration"
     )
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h")
@@ -424,6 +434,14 @@ async def _runs_show(rt: Runtime, args: argparse.Namespace) -> None:
     ]
     if info.parent_run_id is not None:
         fields.append(("parent", info.parent_run_id))
+    # The chain of continue-as-new and forks, both ways.
+    for label, other in (
+        ("continued from", info.continued_from),
+        ("continued as", info.continued_as),
+        ("forked from", info.forked_from),
+    ):
+        if other is not None:
+            fields.append((label, other))
     fields += [
         ("created_at", _fmt_time(info.created_at)),
         ("updated_at", _fmt_time(info.updated_at)),
@@ -443,6 +461,15 @@ async def _runs_show(rt: Runtime, args: argparse.Namespace) -> None:
         table = _table(["SEQ", "TIME", "KIND", "NAME", "PAYLOAD"], rows)
         for line in table.splitlines():
             _out("  " + line)
+
+
+async def _runs_fork(rt: Runtime, args: argparse.Namespace) -> None:
+    if args.version is not None and args.app is None:
+        raise CliError("--version needs --app APP: the version must be registered", EXIT_USAGE)
+    if args.app is not None:
+        rt.register(*load_app(args.app).workflows)
+    handle = await rt.fork(args.run_id, at=args.at, version=args.version)
+    _out(f"run {handle.run_id} forked from {args.run_id}")
 
 
 async def _signal(rt: Runtime, args: argparse.Namespace) -> None:
