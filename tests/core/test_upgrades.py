@@ -65,7 +65,7 @@ def test_run_state_peek_does_not_take_a_position() -> None:
 
 def test_removed_patch_call_is_non_determinism_at_the_marker() -> None:
     st = RunState("r", "wf", History([marker(1, 0, "p"), done(2, 1, "new")]))
-    with pytest.raises(NonDeterminismError, match="asked for step 'new'.*holds patch 'p'"):
+    with pytest.raises(NonDeterminismError, match=r"asked for step 'new'.*holds patch 'p'"):
         st.lookup(st.take(), OpKind.STEP, "new")
     assert st.failure is not None
 
