@@ -45,6 +45,7 @@ def test_every_example_is_tested() -> None:
         "approval",
         "parent_child",
         "fanout_batch",
+        "patching",  # tested in tests/upgrades/test_patch_example.py
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
