@@ -26,11 +26,11 @@ async def counter(ctx: Context, state: dict[str, int]) -> dict[str, int]:
     raise AssertionError("continue_as_new returned")  # never reached
 
 
-async def run_loop(make_rt: MakeRuntime, n: int) -> None:
+async def run_loop(make_rt: MakeRuntime, n: int, timeout: float = 240) -> None:
     async with make_rt(counter, sticky_cache=0) as rt:
         first = await rt.trigger(counter, {"i": 0, "total": 0, "n": n})
         # The first handle follows the whole chain to the last run's result.
-        assert await first.result(timeout=240) == {"i": n, "total": n * (n - 1) // 2}
+        assert await first.result(timeout=timeout) == {"i": n, "total": n * (n - 1) // 2}
         info = await rt.get_run(first.run_id)
         assert info.status == "completed"
         assert info.output is None
@@ -60,7 +60,7 @@ async def test_continue_as_new_loop_keeps_histories_bounded(
 @pytest.mark.faults
 @pytest.mark.postgres_only
 async def test_continue_as_new_ten_thousand_on_postgres(make_rt: MakeRuntime) -> None:
-    await run_loop(make_rt, 10_000)
+    await run_loop(make_rt, 10_000, timeout=1800)
 
 
 @workflow(name="looper", version="1")
