@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.durable-installed
 LINT_PATHS := $(wildcard durable tests benchmarks examples)
 
 .PHONY: help install demo test test-faults chaos lint typecheck format bench bench-smoke \
-	db-up db-down clean
+	db-up db-down clean browser-deps
 
 help: ## Show this list of targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -34,8 +34,20 @@ demo: install ## Run the quickstart example against DURABLE_DSN or an embedded P
 	fi
 	$(PY) examples/quickstart.py
 
-test: install ## Run the test suite (real Postgres: DURABLE_TEST_DSN, localhost:5432 or embedded)
+test: install browser-deps ## Run the test suite (real Postgres: DURABLE_TEST_DSN, localhost:5432 or embedded)
 	$(PYTEST) -q
+
+# The dashboard's browser test drives Debian's chromium through Playwright (never
+# `playwright install`). Without chromium (and no way to install it) that test skips
+# and says why; nothing else depends on it.
+browser-deps: ## Install Debian's chromium for the dashboard's browser test when missing
+	@command -v chromium >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+				|| echo "chromium could not be installed: the browser test will skip"; \
+		else \
+			echo "no chromium and no root apt-get: the browser test will skip"; \
+		fi; }
 
 test-faults: install ## Run the long fault-injection (chaos) tests only
 	$(PYTEST) -q -m faults

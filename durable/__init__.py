@@ -1,6 +1,6 @@
 """durable: durable workflows for asyncio services, on PostgreSQL."""
 
-from durable.context import ChildHandle, Context, Hook
+from durable.context import ChildHandle, Context, ExecutionInfo, Hook, current_context
 from durable.errors import (
     DurableError,
     NonDeterminismError,
@@ -26,6 +26,7 @@ __all__ = [
     "Context",
     "DurableError",
     "Event",
+    "ExecutionInfo",
     "Hook",
     "NonDeterminismError",
     "PayloadTooLarge",
@@ -44,5 +45,6 @@ __all__ = [
     "WorkflowDef",
     "WorkflowFailed",
     "WorkflowNotFound",
+    "current_context",
     "workflow",
 ]

@@ -23,17 +23,24 @@ import sys
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
 import msgspec
 
+from durable.cli_app import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    App,
+    CliError,
+    load_app,
+)
 from durable.errors import DurableError
 from durable.redact import KEYWORD_PASSWORD, redact_dsn
 from durable.runtime import Event, RunInfo, RunStatus, Runtime
-from durable.workflow import WorkflowDef
 
 log = logging.getLogger("durable.cli")
 
@@ -41,23 +48,10 @@ PROG = "durable"
 DEFAULT_SCHEMA = "durable"
 #: The name on the package index (the import name stays `durable`).
 DISTRIBUTION = "durable-pg"
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 #: Longest rendering of a payload in human output (`--json` is never shortened).
 SHORT_PAYLOAD = 80
 LONG_PAYLOAD = 1000
-
-
-class CliError(Exception):
-    """An expected failure: reported as one line on stderr, with an exit status."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 # -- secrets ---------------------------------------------------------------------------
@@ -172,7 +166,34 @@ def _json_payload(text: str) -> Any:
     try:
         return msgspec.json.decode(text.encode())
     except msgspec.DecodeError as exc:
-        raise CliError(f"invalid JSON payload {text!r}: {exc}", EXIT_USAGE) from None
+        raise CliError(f"invalid JSON payload {_clip(text)}: {exc}", EXIT_USAGE) from None
+    except RecursionError:
+        raise CliError(
+            f"invalid JSON payload {_clip(text)}: nested too deeply", EXIT_USAGE
+        ) from None
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+_GLOBAL_WITH_VALUE = ("--dsn", "--schema")
+
+
+def _protect_hook_token(argv: list[str]) -> list[str]:
+    """`durable hook -abc`: a token may start with '-' (older tokens could), and argparse
+    would read it as an option; an explicit '--' before it makes it positional."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in _GLOBAL_WITH_VALUE else 1
+    if (
+        i + 1 < len(argv)
+        and argv[i] == "hook"
+        and argv[i + 1].startswith("-")
+        and argv[i + 1] not in ("-h", "--help", "--")
+    ):
+        return [*argv[: i + 1], "--", *argv[i + 1 :]]
+    return argv
 
 
 def installed_version() -> str:
@@ -218,9 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log level on stderr (default: INFO)",
     )
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: restart the worker when the app's files change "
+        "(needs durable-pg[reload])",
+    )
     p.set_defaults(handler=_cmd_worker)
 
-    runs = sub.add_parser("runs", help="list, show or purge runs")
+    runs = sub.add_parser("runs", help="list, show, export or purge runs")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
     p = runs_sub.add_parser("list", help="list runs, newest first")
     p.add_argument("--workflow", default=None, help="only runs of this workflow name")
@@ -296,8 +323,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME")
     p.set_defaults(handler=_client(_schedules_resume))
 
+    p = sub.add_parser("serve", help="serve the HTTP API and dashboard, with a worker for APP")
+    p.add_argument("app", metavar="APP", help="`module` or `module:attr` to load workflows from")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (others need a token)")
+    p.add_argument("--port", type=_positive_int, default=8000, help="default 8000")
+    p.add_argument("--concurrency", type=_positive_int, default=None, help="as for worker")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(handler=_cmd_serve)
+
     p = sub.add_parser("migrate", help="create or upgrade durable's tables")
     p.set_defaults(handler=_client(_migrate))
+
+    from durable.testing.commands import add_commands  # runs export, replay
+
+    add_commands(sub, runs_sub)
     return parser
 
 
@@ -340,7 +379,7 @@ async def _opened(rt: Runtime, dsn: str) -> AsyncIterator[Runtime]:
     """Enter `rt`, turning a malformed DSN into a one-line error."""
     try:
         await rt.__aenter__()
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: a port over 65535
         if isinstance(exc, DurableError):
             raise
         raise CliError(f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {exc}") from None
@@ -565,85 +604,6 @@ async def _migrate(rt: Runtime, args: argparse.Namespace) -> None:
 # -- worker ----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class App:
-    """What `worker APP` loaded: the workflows, and the app's own Runtime if it had one."""
-
-    workflows: list[WorkflowDef]
-    runtime: Runtime | None = None
-
-
-def _import_app_module(name: str) -> ModuleType:
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing and (name == missing or name.startswith(missing + ".")):
-            raise CliError(
-                f"cannot import app module {name!r}: no module named {missing!r}"
-            ) from None
-        log.debug("importing %s failed", name, exc_info=True)
-        raise CliError(
-            f"importing app module {name!r} failed: {type(exc).__name__}: {exc}"
-        ) from None
-    except Exception as exc:
-        log.debug("importing %s failed", name, exc_info=True)
-        raise CliError(
-            f"importing app module {name!r} failed: {type(exc).__name__}: {exc}"
-        ) from None
-
-
-def _unique(defs: Iterable[WorkflowDef]) -> list[WorkflowDef]:
-    seen: set[int] = set()
-    out: list[WorkflowDef] = []
-    for d in defs:
-        if id(d) not in seen:
-            seen.add(id(d))
-            out.append(d)
-    return out
-
-
-def load_app(spec: str) -> App:
-    """Resolve `module` or `module:attr` into the workflows to register."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or (":" in spec and not attr):
-        raise CliError(f"invalid APP {spec!r}: expected `module` or `module:attr`", EXIT_USAGE)
-    module = _import_app_module(module_name)
-    if not attr:
-        defs = _unique(v for v in vars(module).values() if isinstance(v, WorkflowDef))
-        if defs:
-            return App(defs)
-        runtimes = [v for v in vars(module).values() if isinstance(v, Runtime)]
-        if len(runtimes) == 1 and runtimes[0].registry.all():
-            return App(runtimes[0].registry.all(), runtimes[0])
-        raise CliError(f"no @workflow found in module {module_name!r}")
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise CliError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if isinstance(obj, Runtime):
-        defs = obj.registry.all()
-        if not defs:
-            raise CliError(f"the Runtime {spec!r} has no registered workflows")
-        return App(defs, obj)
-    if isinstance(obj, WorkflowDef):
-        return App([obj])
-    if (
-        isinstance(obj, list | tuple | set | frozenset)
-        and obj
-        and all(isinstance(d, WorkflowDef) for d in obj)
-    ):
-        return App(_unique(obj))
-    raise CliError(
-        f"{spec!r} is {type(obj).__name__}, not a Runtime, a @workflow or a list of @workflows"
-    )
-
-
 def _worker_runtime(app: App, args: argparse.Namespace) -> tuple[Runtime, str]:
     cli_dsn = _cli_dsn(args)
     base = app.runtime
@@ -667,7 +627,13 @@ def _worker_runtime(app: App, args: argparse.Namespace) -> tuple[Runtime, str]:
         concurrency=args.concurrency or base.concurrency,
         worker=True,
     )
-    rt = Runtime.from_config(config, dsn, workflows=app.workflows, clock=base.clock)
+    rt = Runtime.from_config(
+        config,
+        dsn,
+        workflows=app.workflows,
+        clock=base.clock,
+        context_provider=base.context_provider,
+    )
     return rt, dsn
 
 
@@ -714,8 +680,20 @@ async def _serve(rt: Runtime, dsn: str) -> str | None:
     return received[0] if received else None
 
 
+def _cmd_worker_reload(args: argparse.Namespace) -> int:
+    """`worker APP --reload`: supervise a `worker APP` child (see durable/reload.py)."""
+    from durable import reload
+
+    try:
+        return reload.run_worker(args.app, args.dsn, args.schema, args.log_level, args.concurrency)
+    except LookupError as exc:
+        raise CliError(f"--reload: {exc}", EXIT_USAGE) from None
+
+
 def _cmd_worker(args: argparse.Namespace) -> int:
     _setup_logging(getattr(logging, args.log_level))
+    if args.reload:
+        return _cmd_worker_reload(args)
     env_dsn = _cli_dsn(args)
     if env_dsn:
         _remember_secrets(env_dsn)
@@ -727,6 +705,15 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     except asyncio.CancelledError:
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """`serve` lives in durable.http (it needs the `server` extra: starlette, uvicorn)."""
+    try:
+        from durable.http.serve import cmd_serve
+    except ImportError as exc:
+        raise CliError(f'durable serve needs: pip install "durable-pg[server]" ({exc})') from None
+    return cmd_serve(args)
 
 
 # -- entry point -----------------------------------------------------------------------
@@ -759,8 +746,8 @@ def _exit_quietly_on_broken_pipe() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `durable` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command != "worker":
+    args = parser.parse_args(_protect_hook_token(list(sys.argv[1:] if argv is None else argv)))
+    if args.command not in ("worker", "serve"):
         _setup_logging(logging.WARNING)
     try:
         if args.command in ("signal", "trigger", "hook"):

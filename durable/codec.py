@@ -21,6 +21,12 @@ def encode(value: Any, *, what: str = "value") -> bytes:
     """Encode `value`; raise SerializationError naming `what` when msgspec cannot."""
     try:
         return MSGPACK + _encoder.encode(value)
+    except RecursionError:
+        # Too deeply nested: the same value fails the same way every time, so this is a
+        # SerializationError (never retried), not a crash of whatever encodes it.
+        raise SerializationError(
+            f"{what} cannot be encoded: {type(value).__name__} is nested too deeply"
+        ) from None
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         raise SerializationError(
             f"{what} cannot be encoded: {type(value).__name__} is not supported by msgspec ({exc})"
@@ -40,4 +46,7 @@ def decode(data: bytes | None) -> Any:
 def roundtrip(value: Any, *, what: str = "value") -> tuple[bytes, Any]:
     """Encode then decode, so live values equal what a replay will later return."""
     data = encode(value, what=what)
-    return data, _decoder.decode(data[1:])
+    try:
+        return data, _decoder.decode(data[1:])
+    except RecursionError:
+        raise SerializationError(f"{what} cannot be decoded: it is nested too deeply") from None

@@ -62,13 +62,16 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
         lease_s = parse_duration(lease)
         if lease_s <= 0:
             raise ValueError(f"invalid lease {lease!r}: must be > 0")
+        poll_s = parse_duration(poll_interval)
+        if poll_s < 0.01:  # 0 would make an idle worker spin on the CPU
+            raise ValueError(f"invalid poll_interval {poll_interval!r}: must be >= 10ms")
         return cls(
             worker=worker,
             concurrency=concurrency,
             lease_s=lease_s,
             schema=schema,
             timezone=timezone,
-            poll_interval=parse_duration(poll_interval),
+            poll_interval=poll_s,
             sticky_cache=sticky_cache,
             max_payload_bytes=max_payload_bytes,
             shutdown_grace=parse_duration(shutdown_grace),

@@ -10,6 +10,7 @@ execution behind it (`durable.run_io.RunIO`). The replay rules live in core.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
@@ -17,9 +18,10 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, assert_never
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, assert_never, overload
 
 import anyio.to_thread
+import msgspec
 
 from durable import codec
 from durable.core import decide
@@ -28,8 +30,8 @@ from durable.core.events import EventKind, OpKind
 from durable.core.history import ChildRef, meta_encode
 from durable.core.state import ContinueAsNew, Phase
 from durable.core.vocabulary import TERMINAL, child_key, hook_key, signal_key
-from durable.durations import parse_duration
-from durable.errors import PayloadTooLarge, SerializationError, StepFailed
+from durable.durations import Duration, parse_duration
+from durable.errors import DurableError, PayloadTooLarge, SerializationError, StepFailed
 from durable.retry import RetryPolicy
 from durable.telemetry import enabled as telemetry_enabled
 from durable.workflow import WorkflowDef, check_name
@@ -38,6 +40,45 @@ if TYPE_CHECKING:
     from durable.run_io import RunIO
 
 T = TypeVar("T")
+
+log = logging.getLogger("durable.workflow")
+
+_NO_DURATION: Any = object()  # ctx.sleep's second argument, when only a duration is given
+_NOT_PROVIDED: Any = object()  # ctx.context before the context provider has run
+
+# What `current_context()` returns: set in each run's task (and copied into the tasks
+# and step threads it starts), so step functions reach `ctx.context` without `ctx`.
+_current_context: contextvars.ContextVar[Any] = contextvars.ContextVar("durable_context")
+
+
+def current_context() -> Any:
+    """The `ctx.context` of the run whose code (workflow or step) is calling.
+
+    Lets a step function reach the services the runtime's `context_provider` built
+    without being passed `ctx`. None when the runtime has no provider; RuntimeError
+    outside a run.
+    """
+    try:
+        return _current_context.get()
+    except LookupError:
+        raise RuntimeError(
+            "durable.current_context() called outside a workflow run or its steps"
+        ) from None
+
+
+class ExecutionInfo(msgspec.Struct, frozen=True):
+    """What `Runtime(context_provider=...)` is given when it builds `ctx.context`.
+
+    The provider runs once per execution of a run (its first claim, and every replay
+    after a restart, an eviction or a move to another worker), before workflow code.
+    """
+
+    run_id: str
+    workflow: str
+    version: str
+    parent_run_id: str | None
+    input: Any
+
 
 # Enum members bound once: attribute access on an Enum class costs ~100ns on 3.11,
 # which shows on the per-step path.
@@ -135,17 +176,61 @@ class Context:
         self.version = execution.defn.version
         self.parent_run_id = execution.parent_run_id
         self.logger = WorkflowLogger(execution)
+        self._context: Any = _NOT_PROVIDED
+
+    # -- the context provider's object ------------------------------------------------
+
+    @property
+    def context(self) -> Any:
+        """What `Runtime(context_provider=...)` built for this execution (None without one).
+
+        Not recorded: rebuilt on each execution (claim or replay). Steps reach it with
+        `durable.current_context()`.
+        """
+        value = self._context
+        return None if value is _NOT_PROVIDED else value
+
+    async def _provide(self, provider: Callable[[ExecutionInfo], Any] | None, value: Any) -> None:
+        """Build `ctx.context` (before workflow code runs) and expose it to steps.
+
+        A provider that raises fails the run with a DurableError naming it: without
+        its services the workflow cannot run, and retrying the claim would loop.
+        """
+        context = None
+        if provider is not None:
+            info = ExecutionInfo(
+                self.run_id, self.workflow, self.version, self.parent_run_id, value
+            )
+            try:
+                context = provider(info)
+                if inspect.isawaitable(context):
+                    context = await context
+            except Exception as exc:
+                raise DurableError(
+                    f"context_provider failed for run {self.run_id!r}: {type(exc).__name__}: {exc}"
+                ) from exc
+        self._context = context
+        _current_context.set(context)
 
     # -- steps ------------------------------------------------------------------------
 
     def step(self, name_or_fn: Any, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         """Run `fn` at least once and record its result exactly once.
 
-        `ctx.step("name", fn, *args)` or `ctx.step(fn, *args)`; `retry=` and `timeout=`
-        are reserved, other keyword arguments go to `fn`.
+        `ctx.step("name", fn, *args)` or `ctx.step(fn, *args)`; `retry=`, `timeout=`
+        and `on_error=` are reserved, other keyword arguments go to `fn`.
+        `on_error(error, attempt)` (sync or async) is called after each failed attempt,
+        before the failure is recorded: at least once per failed attempt, not recorded,
+        and an exception it raises is logged and changes nothing.
         """
-        retry: RetryPolicy | None = kwargs.pop("retry", None)
-        timeout = kwargs.pop("timeout", None)
+        retry: RetryPolicy | None
+        on_error: Callable[[Exception, int], Any] | None
+        if kwargs:
+            retry = kwargs.pop("retry", None)
+            timeout = kwargs.pop("timeout", None)
+            on_error = kwargs.pop("on_error", None)
+        else:  # the common case: no dict lookups on the per-step path
+            retry = timeout = on_error = None
         if isinstance(name_or_fn, str):
             if not args:
                 raise TypeError(f"ctx.step({name_or_fn!r}) needs a function to run")
@@ -157,10 +242,12 @@ class Context:
             raise TypeError(f"step {name!r}: {fn!r} is not callable")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"step {name!r}: retry must be a RetryPolicy, not {retry!r}")
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"step {name!r}: on_error must be callable, not {on_error!r}")
         timeout_s = _timeout_s(timeout)
         pos = self._st.take()
         return self._step(
-            pos, name, fn, args, kwargs, retry or self._x.defn.retry_policy, timeout_s
+            pos, name, fn, args, kwargs, retry or self._x.defn.retry_policy, timeout_s, on_error
         )
 
     async def _step(
@@ -172,6 +259,7 @@ class Context:
         kwargs: dict[str, Any],
         policy: RetryPolicy,
         timeout_s: float | None,
+        on_error: Callable[[Exception, int], Any] | None,
     ) -> Any:
         x = self._x
         st = self._st
@@ -213,6 +301,8 @@ class Context:
                         data, decoded = codec.roundtrip(value, what=f"result of step {name!r}")
                         x.check_payload(data, f"result of step {name!r}")
                     except (SerializationError, PayloadTooLarge) as exc:
+                        if on_error is not None:
+                            await self._on_error(on_error, name, exc, attempt)
                         failure = decide.step_unstorable(attempt, exc)
                         await x.append(
                             st.event(
@@ -234,8 +324,13 @@ class Context:
                 except Exception as exc:
                     if isinstance(exc, TimeoutError) and not str(exc) and timeout_s is not None:
                         exc = TimeoutError(f"step {name!r} timed out after {timeout_s:g}s")
+                    if on_error is not None:
+                        await self._on_error(on_error, name, exc, attempt)
+                    verdict: object = True
+                    if policy.should_retry is not None and policy.may_retry(attempt, exc):
+                        verdict = await self._should_retry(policy.should_retry, exc, attempt)
                     now = x.now()
-                    failure = decide.step_attempt_failed(attempt, exc, policy, now)
+                    failure = decide.step_attempt_failed(attempt, exc, policy, now, verdict)
                     await x.append(
                         st.event(pos, EventKind.STEP_FAILED, name, meta_encode(failure), now)
                     )
@@ -244,6 +339,38 @@ class Context:
                     assert failure.retry_at is not None
                 await x.wait_until(pos, "retry", name, failure.retry_at)
                 attempt += 1
+
+    async def _on_error(
+        self, on_error: Callable[[Exception, int], Any], name: str, exc: Exception, attempt: int
+    ) -> None:
+        """Call a step's on_error; its own failure is logged and changes nothing."""
+        try:
+            await self._invoke(on_error, (exc, attempt), {})
+        except Exception:
+            log.warning(
+                "[%s %s] on_error of step %r raised (ignored) after attempt %d",
+                self.workflow,
+                self.run_id,
+                name,
+                attempt,
+                exc_info=True,
+            )
+
+    @staticmethod
+    async def _should_retry(
+        should_retry: Callable[[Exception, int], Any], exc: Exception, attempt: int
+    ) -> object:
+        """The policy's verdict for a failed attempt, or the exception it raised.
+
+        Called on the event loop (a decision, not I/O); an async one is awaited.
+        """
+        try:
+            verdict = should_retry(exc, attempt)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+        except Exception as err:
+            return err
+        return verdict
 
     async def _call(
         self,
@@ -271,10 +398,28 @@ class Context:
 
     # -- timers -----------------------------------------------------------------------
 
-    def sleep(self, name: str, duration: Any) -> Awaitable[None]:
-        """A durable timer: the run suspends and resumes when `duration` has passed."""
-        check_name(name, "sleep name")
-        seconds = parse_duration(duration)
+    @overload
+    def sleep(self, duration: Duration, /) -> Awaitable[None]: ...
+    @overload
+    def sleep(self, name: str, duration: Duration) -> Awaitable[None]: ...
+    def sleep(self, name: Any, duration: Any = _NO_DURATION) -> Awaitable[None]:
+        """A durable timer: the run suspends and resumes when `duration` has passed.
+
+        `ctx.sleep("name", duration)`, or `ctx.sleep(duration)` (named "sleep"). With a
+        single argument it is always the duration: `ctx.sleep("5s")` sleeps 5 seconds.
+        """
+        if duration is _NO_DURATION:
+            name, duration = "sleep", name
+            try:
+                seconds = parse_duration(duration)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{exc} (ctx.sleep with one argument takes a duration; "
+                    "name a sleep with ctx.sleep(name, duration))"
+                ) from None
+        else:
+            check_name(name, "sleep name")
+            seconds = parse_duration(duration)
         return self._sleep(self._st.take(), name, seconds, None)
 
     def sleep_until(self, name: str, when: datetime) -> Awaitable[None]:
@@ -361,9 +506,13 @@ class Context:
                     return None
                 await x.park(pos, op.value, name, until, key)
 
-    async def create_hook(self, name: str) -> Hook:
-        """A hook outside code completes with `execute_hook(hook.token, payload)`."""
+    async def create_hook(self, name: str, metadata: Any = None) -> Hook:
+        """A hook outside code completes with `execute_hook(hook.token, payload)`.
+
+        `metadata` (any encodable value) is stored with the hook for `runtime.get_hook`.
+        """
         check_name(name, "hook name")
+        meta = None if metadata is None else codec.encode(metadata, what="hook metadata")
         pos = self._st.take()
         x = self._x
         st = self._st
@@ -371,9 +520,9 @@ class Context:
             d = decide.recorded(st.lookup(pos, OpKind.HOOK, name))
             if type(d) is Value:
                 return Hook(self, name, d.value)
-            token = secrets.token_urlsafe(24)  # 192 random bits, URL-safe
+            token = "h" + secrets.token_urlsafe(24)  # 192 random bits; never starts with "-"
             event = st.event(pos, EventKind.HOOK_CREATED, name, codec.encode(token), x.now())
-            await x.create_hook(event, token, name)
+            await x.create_hook(event, token, name, meta)
             return Hook(self, name, token)
 
     def _hook_wait(self, hook: Hook, timeout: Any) -> Awaitable[Any]:
@@ -480,6 +629,7 @@ class Context:
             d = decide.patch(patch_id, events, past_history)
             if d is LIVE:
                 pos = st.take()
+                st.lookup(pos, OpKind.PATCH, patch_id)  # nothing there: replaying ends
                 x.record(st.event(pos, EventKind.PATCH_MARKER, patch_id, None, x.now()))
                 answer = True
             elif type(d) is Value:
@@ -561,4 +711,4 @@ class Context:
         return uuid.UUID(self._recorded("uuid", lambda: str(uuid.uuid4())))
 
 
-__all__ = ["ChildHandle", "Context", "Hook"]
+__all__ = ["ChildHandle", "Context", "ExecutionInfo", "Hook", "current_context"]

@@ -71,7 +71,9 @@ class RunIO(Protocol):
         """Take one buffered signal/hook delivery and record `make_event(payload)` with it."""
         ...
 
-    async def create_hook(self, event: Event, token: str, name: str) -> None: ...
+    async def create_hook(
+        self, event: Event, token: str, name: str, metadata: bytes | None = None
+    ) -> None: ...
 
     async def start_child(
         self, event: Event, defn: WorkflowDef, child_id: str, data: bytes

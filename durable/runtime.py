@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -17,7 +17,6 @@ from durable import codec
 from durable.batching import Coalescer
 from durable.clock import SYSTEM_CLOCK, Clock
 from durable.config import RuntimeConfig
-from durable.core import fork as forking
 from durable.core.events import EventKind
 from durable.core.vocabulary import TERMINAL, Notice, parse_notice
 from durable.core.vocabulary import RunStatus as RunStatus
@@ -28,7 +27,6 @@ from durable.errors import (
     ValidationError,
     WorkflowCancelled,
     WorkflowFailed,
-    WorkflowNotFound,
 )
 from durable.ids import new_run_id
 from durable.store import Created, Finish, Listener, NewRun, RunRecord, Store, store_for
@@ -36,6 +34,9 @@ from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
 
 log = logging.getLogger("durable.runtime")
+
+OUTSIDE_POS = -2
+"""`Event.pos` of a custom event emitted from outside the run (no ctx call owns it)."""
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -64,12 +65,48 @@ class RunInfo(msgspec.Struct, frozen=True):
     parent_run_id: str | None
     created_at: datetime
     updated_at: datetime
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     continued_as: str | None = None
     """The run this one continued as (`ctx.continue_as_new`), if it did."""
     continued_from: str | None = None
     """The run this one continues, if it was started by `continue_as_new`."""
     forked_from: str | None = None
     """The run this one was forked from (`Runtime.fork`), if it was."""
+
+
+class HookInfo(msgspec.Struct, frozen=True):
+    """What `get_hook` reports: `used_at` is None until the hook is executed."""
+
+    token: str
+    run_id: str
+    name: str
+    metadata: Any
+    created_at: datetime
+    used_at: datetime | None
+
+
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 1024
+
+
+def check_tags(tags: Any, *, removals: bool = False) -> dict[str, Any]:
+    """Tags are str -> str (None too when `removals`: it deletes the key). ValidationError."""
+    if not isinstance(tags, Mapping):
+        raise ValidationError(f"invalid tags {tags!r}: expected a dict of str to str")
+    for key, value in tags.items():
+        check_name(key, "tag key")
+        if len(key) > MAX_TAG_KEY:
+            raise ValidationError(f"invalid tag key {key[:40]!r}...: over {MAX_TAG_KEY} chars")
+        if value is None and removals:
+            continue
+        if not isinstance(value, str) or "\x00" in value or len(value) > MAX_TAG_VALUE:
+            raise ValidationError(
+                f"invalid value {value!r} for tag {key!r}: must be a string without NUL"
+                f" of at most {MAX_TAG_VALUE} chars"
+            )
+    return dict(tags)
 
 
 def _info(rec: RunRecord, history: list[Event]) -> RunInfo:
@@ -88,6 +125,9 @@ def _info(rec: RunRecord, history: list[Event]) -> RunInfo:
         parent_run_id=rec.parent_run_id,
         created_at=rec.created_at,
         updated_at=rec.updated_at,
+        tags=dict(rec.tags),
+        started_at=rec.started_at,
+        finished_at=rec.finished_at,
         continued_as=rec.continued_as,
         continued_from=rec.continued_from,
         forked_from=rec.forked_from,
@@ -164,6 +204,7 @@ class Runtime:
         cancel_grace: Any = "30s",
         clock: Clock | None = None,
         store: Store | None = None,
+        context_provider: Callable[[Any], Any] | None = None,
     ) -> None:
         config = RuntimeConfig.build(
             worker=worker,
@@ -180,7 +221,7 @@ class Runtime:
             local_dispatch=local_dispatch,
             cancel_grace=cancel_grace,
         )
-        self._setup(dsn, config, workflows, clock, store)
+        self._setup(dsn, config, workflows, clock, store, context_provider)
 
     @classmethod
     def from_config(
@@ -191,10 +232,11 @@ class Runtime:
         workflows: Sequence[WorkflowDef] = (),
         clock: Clock | None = None,
         store: Store | None = None,
-    ) -> Runtime:
+        context_provider: Callable[[Any], Any] | None = None,
+    ) -> Self:
         """A Runtime with these settings (e.g. another runtime's `config`, replaced)."""
         rt = cls.__new__(cls)
-        rt._setup(dsn, config, workflows, clock, store)
+        rt._setup(dsn, config, workflows, clock, store, context_provider)
         return rt
 
     def _setup(
@@ -204,6 +246,7 @@ class Runtime:
         workflows: Sequence[WorkflowDef],
         clock: Clock | None,
         store: Store | None,
+        context_provider: Callable[[Any], Any] | None = None,
     ) -> None:
         if dsn is not None and store is not None:
             raise ValueError("pass either a dsn or a store, not both")
@@ -211,6 +254,11 @@ class Runtime:
         self.config = config
         self.registry = Registry(workflows)
         self.clock = clock or SYSTEM_CLOCK
+        if context_provider is not None and not callable(context_provider):
+            raise TypeError(
+                f"invalid context_provider {context_provider!r}: must be a callable (run_info)"
+            )
+        self.context_provider = context_provider
         self._given_store = store
         self._store: Store | None = None
         self._executor: Executor | None = None
@@ -219,8 +267,12 @@ class Runtime:
         self._outcomes: dict[str, Finish] = {}
         self._scheduler: Any = None
         self._open = False
+        self._subscribers: list[Callable[[str, str], None]] = []
         # Concurrent triggers share one INSERT and one commit per batch.
-        self._creator: Coalescer[NewRun, Created] = Coalescer(self._create_runs)
+        # Bounded by bytes too; a failing batch is split so one bad trigger fails alone.
+        self._creator: Coalescer[NewRun, Created] = Coalescer(
+            self._create_runs, weigh=lambda r: len(r.input) + 256, what="trigger"
+        )
 
     # -- settings (see RuntimeConfig) -------------------------------------------------
 
@@ -322,7 +374,9 @@ class Runtime:
                 sticky_size=self.sticky_cache,
                 max_payload=self.max_payload,
                 on_finished=self._notify_finished,
+                context_provider=self.context_provider,
             )
+            self._executor.on_changed = self._publish
             self._executor.start_committer()
             if self.listen:
                 self._listener = await store.listen(self._on_notice, self._on_reconnect)
@@ -374,11 +428,14 @@ class Runtime:
         if kind is Notice.DONE:
             for run_id in run_ids:
                 self._notify_finished(run_id, None)
+                self._publish(run_id, "finished")
         elif kind is Notice.CANCELLED:
             if self._executor is not None:
                 self._executor.cancel_local(run_ids[0])
-        elif self._executor is not None and self.worker:
-            self._executor.poke()
+        else:
+            self._publish("", "wake")
+            if self._executor is not None and self.worker:
+                self._executor.poke()
 
     def _on_reconnect(self) -> None:
         """Notices were lost while the listener was down: re-check everything once."""
@@ -460,16 +517,23 @@ class Runtime:
         run_id: str | None = None,
         idempotency_key: str | None = None,
         version: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> RunHandle:
         """Start a run; returns once it is durably recorded.
 
         The same `run_id` or `idempotency_key` returns the existing run and starts nothing.
+        `parent_run_id` records lineage only (the parent does not wait); `tags` label the
+        run for `list_runs(tags=...)`.
         """
         defn = self._workflow(workflow, version)
         if run_id is not None:
             check_name(run_id, "run id")
         if idempotency_key is not None:
             check_name(idempotency_key, "idempotency key")
+        tag_map = None if tags is None else check_tags(tags)
+        if parent_run_id is not None:
+            await self._record(parent_run_id)
         value = defn.validate_input(input)
         data = codec.encode(value, what=f"input of workflow {defn.name!r}")
         self._check_size(data, f"input of workflow {defn.name!r}")
@@ -485,6 +549,8 @@ class Runtime:
             deadline_s=defn.execution_timeout,
             owner=executor.owner if local else None,
             lease_s=self.lease_s,
+            parent_run_id=parent_run_id,
+            tags=tag_map,
         )
         try:
             result = await self._creator.submit(new)
@@ -497,6 +563,8 @@ class Runtime:
                 executor.start_reserved(result.claimed)
             else:
                 executor.unreserve()
+        if result.created:
+            self._publish(result.run_id, "created")
         return RunHandle(self, result.run_id, result.created)
 
     async def _create_runs(self, runs: Sequence[NewRun]) -> list[Created]:
@@ -512,6 +580,7 @@ class Runtime:
         data = codec.encode(payload, what=f"payload of signal {name!r}")
         self._check_size(data, f"payload of signal {name!r}")
         await self.store.signal(run_id, name, data, self.clock.now())
+        self._publish(run_id, "signal")
 
     async def execute_hook(self, token: str, payload: Any = None) -> str:
         """Complete a hook once; returns its run id. RunNotFound / RunClosed."""
@@ -519,7 +588,9 @@ class Runtime:
             raise RunNotFound("no hook with that token")
         data = codec.encode(payload, what="hook payload")
         self._check_size(data, "hook payload")
-        return await self.store.execute_hook(token, data, self.clock.now())
+        run_id = await self.store.execute_hook(token, data, self.clock.now())
+        self._publish(run_id, "hook")
+        return run_id
 
     async def cancel(self, run_id: str) -> None:
         """End the run (and its unfinished children) `cancelled` now.
@@ -534,6 +605,7 @@ class Runtime:
                 self._executor.cancel_local(rid)
         for rid in ids:
             self._notify_finished(rid, None)
+            self._publish(rid, "finished")
 
     async def fork(
         self, run_id: str, at: str | None = None, version: str | None = None
@@ -546,41 +618,9 @@ class Runtime:
 
         RunNotFound, WorkflowNotFound or ValidationError (bad `at`): nothing written.
         """
-        rec = await self._record(run_id)
-        if at is not None:
-            check_name(at, "step name")
-        if version is None:
-            defn = self.registry.find(rec.workflow, rec.version)
-        else:
-            defn = self.registry.find(rec.workflow, version)
-            if defn is None:
-                raise WorkflowNotFound(
-                    f"cannot fork run {run_id!r}: workflow {rec.workflow!r} version "
-                    f"{version!r} is not registered in this runtime"
-                )
-        input_value = codec.decode(rec.input)
-        if defn is not None:
-            defn.validate_input(input_value)
-        events = await self.store.load_events(run_id)
-        step = forking.failed_step(run_id, events) if at is None else at
-        cut = forking.cut_seq(run_id, events, step)
-        restart: set[str] = set()
-        for child in forking.children_before(events, cut):
-            outcome = await self.store.child_outcome(child)
-            if outcome is None or outcome.status != RunStatus.COMPLETED:
-                restart.add(child)
-        new = NewRun(
-            run_id=new_run_id(),
-            workflow=rec.workflow,
-            version=rec.version if version is None else version,
-            input=rec.input if rec.input is not None else codec.encode(None),
-            created_at=self.clock.now(),
-            deadline_s=None if defn is None else defn.execution_timeout,
-        )
-        await self.store.fork_run(
-            new, forking.fork_events(events, cut, restart), run_id, self.clock.now()
-        )
-        return RunHandle(self, new.run_id)
+        from durable.surgery import fork
+
+        return RunHandle(self, await fork(self, run_id, at, version))
 
     async def sweep(self) -> int:
         """One pass: fire due schedules, timers and expired leases, and run every runnable
@@ -594,7 +634,7 @@ class Runtime:
         return await self.executor.run_pass()
 
     async def _record(self, run_id: str) -> RunRecord:
-        if not isinstance(run_id, str):
+        if not isinstance(run_id, str) or "\x00" in run_id:
             raise RunNotFound(f"no run with id {run_id!r}")
         rec = await self.store.get_run(run_id)
         if rec is None:
@@ -611,17 +651,39 @@ class Runtime:
         ]
         return _info(rec, history)
 
+    async def export_run(self, run_id: str) -> dict[str, Any]:
+        """The run and its full history with the stored payload bytes, as `durable runs
+        export` writes it (format in durable.testing.replay), for offline replay checks."""
+        from durable.testing.replay import export_document
+
+        rec = await self._record(run_id)
+        return export_document(rec, await self.store.load_events(run_id))
+
     async def list_runs(
-        self, workflow: str | None = None, status: str | None = None, limit: int = 100
+        self,
+        workflow: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        *,
+        tags: Mapping[str, str] | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[RunInfo]:
-        """Runs newest first, without history."""
+        """Runs newest first, without history.
+
+        `tags` keeps runs carrying all those tags; `before` = (created_at, run_id) of the
+        last run of the previous page gives the next page (keyset: stays correct while
+        new runs arrive).
+        """
+        tag_map = None if tags is None else check_tags(tags)
         if status is not None and status not in RunStatus.__members__.values():
             raise ValidationError(
                 f"invalid status {status!r}: expected one of {[s.value for s in RunStatus]}"
             )
         if not isinstance(limit, int) or limit < 1:
             raise ValidationError(f"invalid limit {limit!r}: must be an int >= 1")
-        records = await self.store.list_runs(workflow=workflow, status=status, limit=limit)
+        records = await self.store.list_runs(
+            workflow=workflow, status=status, limit=limit, tags=tag_map, before=before
+        )
         return [_info(r, []) for r in records]
 
     async def get_child_runs(self, run_id: str) -> list[RunInfo]:
@@ -639,13 +701,26 @@ class Runtime:
         return None if parent is None else _info(parent, [])
 
     async def get_events(self, run_id: str) -> list[Event]:
-        """The custom events the run emitted with `ctx.emit_event`, in order."""
+        """The run's custom events, in the order they were recorded: those its code
+        emitted with `ctx.emit_event` and those emitted from outside (`emit_event`).
+
+        `seq` numbers the run's custom events from 1; `kind` and `name` are the type.
+        """
         await self._record(run_id)
-        events = await self.store.load_events(run_id)
-        return [
-            Event(e.seq, e.name, e.name, codec.decode(e.payload), e.created_at, e.pos)
-            for e in events
+        inside = [
+            (e.created_at, e.payload, e.name, e.pos)
+            for e in await self.store.load_events(run_id)
             if e.kind == EventKind.EVENT_EMITTED
+        ]
+        outside: list[tuple[datetime | None, bytes | None, str, int]] = [
+            (e.created_at, e.payload, e.type, OUTSIDE_POS)
+            for e in await self.store.load_custom_events(run_id)
+        ]
+        # Stable sort: events with equal times keep their own source's order.
+        merged = sorted(inside + outside, key=lambda e: e[0] or datetime.min.replace(tzinfo=UTC))
+        return [
+            Event(i, name, name, codec.decode(payload), at, pos)
+            for i, (at, payload, name, pos) in enumerate(merged, 1)
         ]
 
     async def purge_runs(self, older_than: Any, *, batch: int = 10_000) -> int:
@@ -681,3 +756,81 @@ class Runtime:
         from durable.schedules import ScheduleAdmin
 
         await ScheduleAdmin(self).resume(name)
+
+    # -- outside-the-run operations (issue 11) -----------------------------------------
+
+    async def emit_event(self, run_id: str, type: str, payload: Any = None) -> None:
+        """Record a custom event for an unfinished run from outside; `get_events` lists it.
+
+        RunNotFound / RunClosed; ValidationError for a bad type or an oversize payload.
+        """
+        check_name(type, "event type")
+        data = None if payload is None else codec.encode(payload, what=f"event {type!r}")
+        if data is not None:
+            self._check_size(data, f"payload of event {type!r}")
+        await self.store.emit_event(self._id(run_id), type, data, self.clock.now())
+        self._publish(run_id, "event")
+
+    async def create_hook(self, run_id: str, name: str, metadata: Any = None) -> str:
+        """Create a hook for an unfinished run from outside and return its token.
+
+        Executing it delivers its payload to the run as the signal `name` (the workflow
+        waits with `ctx.wait_for_signal(name)`).
+        """
+        import secrets
+
+        check_name(name, "hook name")
+        meta = None if metadata is None else codec.encode(metadata, what="hook metadata")
+        if meta is not None:
+            self._check_size(meta, f"metadata of hook {name!r}")
+        token = secrets.token_urlsafe(24)  # 192 random bits, URL-safe
+        await self.store.create_outside_hook(self._id(run_id), token, name, meta, self.clock.now())
+        self._publish(run_id, "hook")
+        return token
+
+    async def get_hook(self, token: str) -> HookInfo:
+        """The hook behind `token` (RunNotFound when there is none)."""
+        rec = None
+        if isinstance(token, str) and token and "\x00" not in token:
+            rec = await self.store.get_hook(token)
+        if rec is None:
+            raise RunNotFound("no hook with that token")
+        meta = codec.decode(rec.metadata)
+        return HookInfo(rec.token, rec.run_id, rec.name, meta, rec.created_at, rec.used_at)
+
+    async def update_run(self, run_id: str, *, tags: Mapping[str, str | None]) -> RunInfo:
+        """Merge `tags` into the run's tags (a None value removes the key); finished runs
+        may be re-labelled too. Returns the run without history."""
+        changes = check_tags(tags, removals=True)
+        rec = await self.store.update_tags(self._id(run_id), changes, self.clock.now())
+        self._publish(run_id, "tags")
+        return _info(rec, [])
+
+    @staticmethod
+    def _id(run_id: Any) -> str:
+        if not isinstance(run_id, str) or "\x00" in run_id:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        return run_id
+
+    def subscribe(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call `callback(run_id, what)` on every change this process sees; returns the
+        unsubscribe function. `what`: created, running, suspended, finished, signal,
+        hook, event, tags, abandoned, or wake (run_id "": another process's NOTIFY).
+
+        Callbacks run on the event loop and must not block. This is the single seam the
+        HTTP server's live updates use.
+        """
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _publish(self, run_id: str, what: str) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(run_id, what)
+            except Exception:
+                log.exception("runtime subscriber failed on %s %s", run_id, what)

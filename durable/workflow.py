@@ -25,13 +25,32 @@ def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
 
 
+MAX_NAME_LENGTH = 255
+"""Longest name or id accepted (characters). Ids and keys are indexed and sent in
+notifications: PostgreSQL refuses index entries over ~2.7 kB and NOTIFY payloads over
+8 kB, and such a refusal would come at commit time, in a batch shared with other runs."""
+
+
 def check_name(name: str, what: str) -> str:
-    """Names and ids are stored as text: no NUL (PostgreSQL rejects it) and no 0x1F
-    unit separator (it joins run ids in notifications)."""
+    """Names and ids are stored as text, so they are checked at the call, before anything
+    is batched: non-empty, at most MAX_NAME_LENGTH characters, no NUL (PostgreSQL rejects
+    it), no lone surrogate (not encodable as UTF-8) and no 0x1F unit separator (it joins
+    run ids in notifications)."""
     if not isinstance(name, str) or not name or "\x00" in name or "\x1f" in name:
         raise ValidationError(
             f"invalid {what} {name!r}: must be a non-empty string without NUL or \\x1f"
         )
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValidationError(
+            f"invalid {what} {name[:40]!r}... ({len(name)} characters):"
+            f" must be at most {MAX_NAME_LENGTH} characters"
+        )
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"invalid {what} {name!r}: contains a lone surrogate, which is not valid UTF-8"
+        ) from None
     return name
 
 

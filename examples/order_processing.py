@@ -1,6 +1,8 @@
 """Order processing (the Sonamu `process_order` example): validated input, five steps,
-a flaky payment provider retried with backoff, an out-of-stock order that fails for good,
-and an idempotency key that makes a double submit harmless.
+a flaky payment provider retried under a dynamic policy (`should_retry`) with an alert
+on each failed attempt (`on_error`), services handed to the workflow by the runtime's
+`context_provider`, an out-of-stock order that fails for good, and an idempotency key
+that makes a double submit harmless.
 
     python examples/order_processing.py
 """
@@ -8,13 +10,23 @@ and an idempotency key that makes a double submit harmless.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import uuid
 
 import msgspec
 
-from durable import Context, RetryPolicy, Runtime, ValidationError, WorkflowFailed, workflow
+from durable import (
+    Context,
+    ExecutionInfo,
+    RetryPolicy,
+    Runtime,
+    ValidationError,
+    WorkflowFailed,
+    current_context,
+    workflow,
+)
 
 
 class Item(msgspec.Struct):
@@ -71,6 +83,22 @@ class PaymentService:
 inventory = Inventory({101: 5, 102: 1})
 payments = PaymentService()
 notifications: list[str] = []
+alerts: list[str] = []
+
+
+@dataclasses.dataclass
+class Services:
+    """What the workflow reads as `ctx.context` (Sonamu's `contextProvider`)."""
+
+    inventory: Inventory
+    payments: PaymentService
+    notifications: list[str]
+    provided_for: str
+
+
+def provide_services(info: ExecutionInfo) -> Services:
+    """Built for each execution of a run (first claim, any replay); never recorded."""
+    return Services(inventory, payments, notifications, info.run_id)
 
 
 def create_shipment(order_id: int, address: str) -> dict:
@@ -78,7 +106,21 @@ def create_shipment(order_id: int, address: str) -> dict:
 
 
 def notify(user_id: int, message: str) -> None:
-    notifications.append(f"user {user_id}: {message}")
+    # A step reaches the run's services without being passed ctx.
+    current_context().notifications.append(f"user {user_id}: {message}")
+
+
+def retry_decision(error: Exception, attempt: int) -> bool | str:
+    """Sonamu's dynamic policy: a declined card is final; anything else is retried
+    after a delay that grows with the attempt (instead of the exponential backoff)."""
+    if "declined" in str(error):
+        return False
+    return f"{attempt * 100}ms"
+
+
+def alert(error: Exception, attempt: int) -> None:
+    """VSKI's `onError`: called after each failed attempt (at least once, not recorded)."""
+    alerts.append(f"payment attempt {attempt} failed: {error}")
 
 
 # Fast retries for the demo; the default is 5 attempts from 1s, doubling, at most 1m.
@@ -88,17 +130,24 @@ FAST_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval="1s",
     non_retryable=[OutOfStock],
+    should_retry=retry_decision,
 )
 
 
 @workflow(name="process_order", version="1.0", schema=Order, retry_policy=FAST_RETRY)
 async def process_order(ctx: Context, order: Order) -> dict:
     ctx.logger.info("processing order %s", order.order_id)
-    await ctx.step("check-inventory", inventory.check, order.items)
+    services: Services = ctx.context
+    await ctx.step("check-inventory", services.inventory.check, order.items)
     payment = await ctx.step(
-        "process-payment", payments.charge, order.user_id, order.total_amount, order.order_id
+        "process-payment",
+        services.payments.charge,
+        order.user_id,
+        order.total_amount,
+        order.order_id,
+        on_error=alert,
     )
-    await ctx.step("decrease-inventory", inventory.decrease, order.items)
+    await ctx.step("decrease-inventory", services.inventory.decrease, order.items)
     shipping = await ctx.step(
         "start-shipping", create_shipment, order.order_id, order.shipping_address
     )
@@ -131,6 +180,7 @@ def reset() -> None:
     inventory.stock = {101: 5, 102: 1}
     payments.calls = 0
     notifications.clear()
+    alerts.clear()
 
 
 async def main(dsn: str | None = None, schema: str | None = None) -> dict:
@@ -138,7 +188,12 @@ async def main(dsn: str | None = None, schema: str | None = None) -> dict:
     # A real application would use the order id alone as the key; the suffix lets the
     # demo run again against the same database.
     demo = uuid.uuid4().hex[:8]
-    async with Runtime(dsn, workflows=[process_order], schema=schema or "durable") as rt:
+    async with Runtime(
+        dsn,
+        workflows=[process_order],
+        schema=schema or "durable",
+        context_provider=provide_services,
+    ) as rt:
         good = await rt.trigger(process_order, order(1, 101, 2), idempotency_key=f"order-1-{demo}")
         again = await rt.trigger(process_order, order(1, 101, 2), idempotency_key=f"order-1-{demo}")
         print(
@@ -156,6 +211,7 @@ async def main(dsn: str | None = None, schema: str | None = None) -> dict:
             if e.name == "process-payment"
         ]
         print(f"  payment history: {payment_events}")
+        print(f"  alerts: {alerts}")
 
         try:
             await bad.result(timeout=30)
@@ -180,6 +236,7 @@ async def main(dsn: str | None = None, schema: str | None = None) -> dict:
             "failure": failure,
             "rejected": rejected,
             "notifications": list(notifications),
+            "alerts": list(alerts),
             "stock": dict(inventory.stock),
         }
 

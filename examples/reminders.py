@@ -54,7 +54,7 @@ async def send_reminders(ctx: Context, params: dict) -> dict:
     for r in reminders:
         await ctx.sleep_until(f"until-{r.id}", r.due_at)
         await ctx.step(f"send-reminder-{r.id}", tasks.send_reminder, r.id, r.user_id, r.title)
-        await ctx.sleep(f"wait-after-{r.id}", params["rate_limit"])
+        await ctx.sleep(params["rate_limit"])  # unnamed: recorded as "sleep"
     return {"sent": len(reminders), "at": ctx.now()}
 
 

@@ -45,6 +45,7 @@ def test_every_example_is_tested() -> None:
         "approval",
         "parent_child",
         "fanout_batch",
+        "http_dashboard",
         "patching",  # tested in tests/upgrades/test_patch_example.py
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
@@ -68,6 +69,7 @@ async def test_order_processing(dsn: str, schema: str) -> None:
     assert "check-inventory" in out["failure"] and "OutOfStock" in out["failure"]
     assert out["rejected"] is True
     assert out["notifications"] == ["user 7: order 1 confirmed, tracking TRK000001"]
+    assert out["alerts"] == ["payment attempt 1 failed: payment gateway timed out"]
     assert out["stock"] == {101: 3, 102: 1}
 
 
@@ -159,3 +161,13 @@ async def test_quickstart_script(dsn: str) -> None:
             await conn.execute("DELETE FROM durable.runs WHERE id = $1", match[1])
     finally:
         await conn.close()
+
+
+async def test_http_dashboard_mounted_in_a_starlette_app(dsn: str, schema: str) -> None:
+    out = await run("http_dashboard", dsn, schema)
+    assert out == {
+        "mine": {"hello": "from your own app"},
+        "output": {"published": True, "by": "ed"},
+        "events": ["submitted"],
+        "dashboard_base": True,
+    }

@@ -39,6 +39,7 @@ from durable.core.history import (
     meta_encode,
 )
 from durable.core.vocabulary import RunStatus, child_key
+from durable.durations import parse_duration
 from durable.errors import StepFailed, WorkflowCancelled, WorkflowFailed
 from durable.retry import RetryPolicy
 
@@ -136,20 +137,35 @@ def step(name: str, events: Sequence[Event]) -> Decision:
 
 
 def step_attempt_failed(
-    attempt: int, exc: BaseException, policy: RetryPolicy, now: datetime
+    attempt: int, exc: BaseException, policy: RetryPolicy, now: datetime, verdict: object = True
 ) -> StepFailure:
     """The step_failed payload of a failed live attempt: final, or when to retry.
 
     The policy decides here, once; replay reads the decision back from the payload and
     never asks the policy again (a changed policy cannot change a recorded run).
+    `verdict` is what the policy's `should_retry` answered for this attempt (the
+    adapter calls it only when `policy.may_retry`; True when there is none): True
+    (the backoff), False (final), a duration (that delay), or the exception it
+    raised. An exception or an answer of any other shape fails the step finally,
+    named in the message: a broken policy must not retry forever.
     """
-    final = attempt >= policy.max_attempts or not policy.is_retryable(exc)
+    error_type, message = type(exc).__name__, str(exc)
+    if not policy.may_retry(attempt, exc) or verdict is False:
+        return StepFailure(attempt, error_type, message, final=True)
+    if verdict is True:
+        return StepFailure(
+            attempt, error_type, message, final=False, retry_at=retry_at(policy, attempt, now)
+        )
+    if isinstance(verdict, BaseException):
+        note = f"should_retry raised {type(verdict).__name__}: {verdict}"
+        return StepFailure(attempt, error_type, f"{message} ({note})", final=True)
+    try:
+        delay = parse_duration(verdict)
+    except ValueError:
+        note = f"should_retry returned {verdict!r}: expected True, False or a duration"
+        return StepFailure(attempt, error_type, f"{message} ({note})", final=True)
     return StepFailure(
-        attempt,
-        type(exc).__name__,
-        str(exc),
-        final=final,
-        retry_at=None if final else retry_at(policy, attempt, now),
+        attempt, error_type, message, final=False, retry_at=now + timedelta(seconds=delay)
     )
 
 

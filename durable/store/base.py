@@ -32,6 +32,7 @@ class NewRun(msgspec.Struct, frozen=True):
     owner: str | None = None
     """Insert the run already leased to this worker (local dispatch)."""
     lease_s: float = 30.0
+    tags: dict[str, str] | None = None
     continued_from: str | None = None
     """The run this one continues (continue-as-new); set by `continue_run`."""
 
@@ -51,6 +52,9 @@ class RunRecord(msgspec.Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
     ready_at: datetime | None = None
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     continued_as: str | None = None
     continued_from: str | None = None
     forked_from: str | None = None
@@ -120,11 +124,17 @@ class Batch(msgspec.Struct):
 
 
 class BatchResult(msgspec.Struct):
-    """Which runs' writes were refused (fence lost or run closed) and which suspends woke."""
+    """Which runs' writes were refused (fence lost or run closed) and which suspends woke.
+
+    `failed` maps a run whose writes the database can never accept (a data error, a
+    program limit, too large for one commit) to the error the committer recorded when it
+    failed that run in their place; such a run is also in `rejected` and `closed`.
+    """
 
     rejected: set[str]
     woken: set[str]
     closed: set[str]
+    failed: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class ChildOutcome(msgspec.Struct, frozen=True):
@@ -203,6 +213,26 @@ class Listener(Protocol):
         ...
 
 
+class HookRecord(msgspec.Struct, frozen=True):
+    """A hook as stored; `metadata` is encoded (codec) or None."""
+
+    token: str
+    run_id: str
+    name: str
+    metadata: bytes | None
+    created_at: datetime
+    used_at: datetime | None
+
+
+class CustomEvent(msgspec.Struct, frozen=True):
+    """A custom event emitted into a run from outside (Runtime.emit_event)."""
+
+    id: int
+    type: str
+    payload: bytes | None
+    created_at: datetime
+
+
 class Store(Protocol):
     """Everything the engine needs from persistence.
 
@@ -279,8 +309,13 @@ class Store(Protocol):
         status: str | None,
         limit: int,
         parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[RunRecord]:
-        """Runs matching every given filter, newest first (`created_at`, then id, desc)."""
+        """Runs matching every given filter, newest first (`created_at`, then id, desc).
+
+        `tags`: runs carrying every given tag; `before`: keyset pagination, only runs
+        strictly older than this `(created_at, run_id)`."""
         ...
 
     # -- executing -------------------------------------------------------------------------
@@ -393,9 +428,17 @@ class Store(Protocol):
         ...
 
     async def create_hook(
-        self, run_id: str, fence: int, event: Event, token: str, name: str, now: datetime
+        self,
+        run_id: str,
+        fence: int,
+        event: Event,
+        token: str,
+        name: str,
+        now: datetime,
+        metadata: bytes | None = None,
     ) -> None:
-        """Record the hook `token` of the held run and append `event`, atomically."""
+        """Record the hook `token` (with its encoded `metadata`) of the held run and
+        append `event`, atomically."""
         ...
 
     # -- outside input ---------------------------------------------------------------------
@@ -519,4 +562,37 @@ class Store(Protocol):
         """Compare-and-set: clear the paused flag and restart at `next_fire_at`, only if
         the schedule is paused and still has this expression and timezone (the fire
         time was computed from them). False otherwise."""
+        ...
+
+    # -- outside-the-run operations ---------------------------------------------------------
+
+    async def emit_event(
+        self, run_id: str, type: str, payload: bytes | None, now: datetime
+    ) -> None:
+        """Store a custom event for an unfinished run, outside its history (so it never
+        races the worker's sequence numbers and replay never sees it).
+
+        RunNotFound for an unknown run, RunClosed for an ended one."""
+        ...
+
+    async def load_custom_events(self, run_id: str) -> list[CustomEvent]:
+        """The custom events emitted into the run from outside, oldest first."""
+        ...
+
+    async def create_outside_hook(
+        self, run_id: str, token: str, name: str, metadata: bytes | None, now: datetime
+    ) -> None:
+        """A hook for the run created from outside; executing it delivers its payload
+        as the signal `name`. RunNotFound / RunClosed as `emit_event`."""
+        ...
+
+    async def get_hook(self, token: str) -> HookRecord | None:
+        """The hook `token` (created inside or outside a run), or None."""
+        ...
+
+    async def update_tags(
+        self, run_id: str, changes: dict[str, str | None], now: datetime
+    ) -> RunRecord:
+        """Merge `changes` into the run's tags (a None value removes the key) and
+        return the updated run. RunNotFound for an unknown run."""
         ...

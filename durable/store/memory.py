@@ -31,6 +31,8 @@ from durable.store.base import (
     ChildOutcome,
     ClaimedRun,
     Created,
+    CustomEvent,
+    HookRecord,
     NewRun,
     NoticeCallback,
     RunRecord,
@@ -68,6 +70,7 @@ class _Run:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     order: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
     continued_as: str | None = None
     continued_from: str | None = None
     forked_from: str | None = None
@@ -87,6 +90,9 @@ class _Run:
             created_at=self.created_at,
             updated_at=self.updated_at,
             ready_at=self.ready_at,
+            tags=dict(self.tags),
+            started_at=self.started_at,
+            finished_at=self.finished_at,
             continued_as=self.continued_as,
             continued_from=self.continued_from,
             forked_from=self.forked_from,
@@ -110,6 +116,8 @@ class _Hook:
     name: str
     created_at: datetime
     used_at: datetime | None = None
+    metadata: bytes | None = None
+    as_signal: bool = False
 
 
 class MemoryListener:
@@ -155,6 +163,8 @@ class MemoryStore(MemorySchedules, MemoryUpgrades):
         self._events: dict[str, dict[int, Event]] = {}
         self._inbox: list[_Message] = []
         self._hooks: dict[str, _Hook] = {}
+        self._custom: dict[str, list[CustomEvent]] = {}
+        self._next_custom = 0
         self._listeners: list[NoticeCallback] = []
         self._next_order = 0
         self._next_message = 0
@@ -220,6 +230,7 @@ class MemoryStore(MemorySchedules, MemoryUpgrades):
             created_at=now,
             updated_at=now,
             order=self._next_order,
+            tags=dict(run.tags or {}),
         )
         if idempotency_key is not None:
             self._by_key[idempotency_key] = run.run_id
@@ -346,13 +357,18 @@ class MemoryStore(MemorySchedules, MemoryUpgrades):
         status: str | None,
         limit: int,
         parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[RunRecord]:
+        wanted = (tags or {}).items()
         found = [
             r
             for r in self._runs.values()
             if (workflow is None or r.workflow == workflow)
             and (status is None or r.status == status)
             and (parent_run_id is None or r.parent_run_id == parent_run_id)
+            and wanted <= r.tags.items()
+            and (before is None or (r.created_at, r.id) < before)
         ]
         found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return [r.record() for r in found[: max(limit, 0)]]
@@ -540,13 +556,22 @@ class MemoryStore(MemorySchedules, MemoryUpgrades):
         return ChildOutcome(status=run.status, output=run.output, error=run.error, run_id=followed)
 
     async def create_hook(
-        self, run_id: str, fence: int, event: Event, token: str, name: str, now: datetime
+        self,
+        run_id: str,
+        fence: int,
+        event: Event,
+        token: str,
+        name: str,
+        now: datetime,
+        metadata: bytes | None = None,
     ) -> None:
         self._owned(run_id, fence)
         if token in self._hooks:
             raise ValueError("a hook with that token already exists")
         self._check_new_events([(run_id, event)])
-        self._hooks[token] = _Hook(token=token, run_id=run_id, name=name, created_at=now)
+        self._hooks[token] = _Hook(
+            token=token, run_id=run_id, name=name, created_at=now, metadata=metadata
+        )
         self._append(run_id, event, now)
 
     # -- outside input ---------------------------------------------------------------------
@@ -564,7 +589,10 @@ class MemoryStore(MemorySchedules, MemoryUpgrades):
             raise RunClosed(f"the hook of run {hook.run_id!r} was already used")
         run = self._open_run(hook.run_id)
         hook.used_at = now
-        self._deliver(run, "hook", token, hook_key(token), payload, now)
+        if hook.as_signal:  # created from outside: delivered as the signal `name`
+            self._deliver(run, "signal", hook.name, signal_key(hook.name), payload, now)
+        else:
+            self._deliver(run, "hook", token, hook_key(token), payload, now)
         self._notify([NOTICE_WAKE])
         return run.id
 
@@ -635,6 +663,8 @@ class MemoryStore(MemorySchedules, MemoryUpgrades):
                 ]
         self._inbox = [m for m in self._inbox if m.run_id not in ids]
         self._hooks = {t: h for t, h in self._hooks.items() if h.run_id not in ids}
+        for run_id in ids:
+            self._custom.pop(run_id, None)
         return len(ids)
 
     async def next_ready_at(self, keys: Sequence[tuple[str, str]]) -> datetime | None:
@@ -650,6 +680,48 @@ class MemoryStore(MemorySchedules, MemoryUpgrades):
             elif run.status == RunStatus.RUNNING and run.lease_until is not None:
                 times.append(run.lease_until)
         return min(times, default=None)
+
+    # -- outside-the-run operations (issue 11) ------------------------------------------------
+
+    async def emit_event(
+        self, run_id: str, type: str, payload: bytes | None, now: datetime
+    ) -> None:
+        self._open_run(run_id)
+        self._next_custom += 1
+        self._custom.setdefault(run_id, []).append(
+            CustomEvent(self._next_custom, type, payload, now)
+        )
+
+    async def load_custom_events(self, run_id: str) -> list[CustomEvent]:
+        return list(self._custom.get(run_id, ()))
+
+    async def create_outside_hook(
+        self, run_id: str, token: str, name: str, metadata: bytes | None, now: datetime
+    ) -> None:
+        self._open_run(run_id)
+        if token in self._hooks:
+            raise ValueError("a hook with that token already exists")
+        self._hooks[token] = _Hook(token, run_id, name, now, None, metadata, True)
+
+    async def get_hook(self, token: str) -> HookRecord | None:
+        h = self._hooks.get(token)
+        if h is None:
+            return None
+        return HookRecord(h.token, h.run_id, h.name, h.metadata, h.created_at, h.used_at)
+
+    async def update_tags(
+        self, run_id: str, changes: dict[str, str | None], now: datetime
+    ) -> RunRecord:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        for key, value in changes.items():
+            if value is None:
+                run.tags.pop(key, None)
+            else:
+                run.tags[key] = value
+        run.updated_at = now
+        return run.record()
 
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import msgspec
 
 from durable.core.events import RUN_POS, Event, EventKind
 from durable.core.vocabulary import (
@@ -38,6 +39,7 @@ from durable.store.base import (
     RunRecord,
     Store,
 )
+from durable.store.outside_sql import OutsideOps
 from durable.store.pg_listener import PgListener
 from durable.store.pg_schedules import PgScheduleQueries
 from durable.store.pg_upgrades import PgUpgradeQueries
@@ -46,7 +48,8 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x64757261626C65  # "durable" as a number: one advisory lock per database
 _RUN_COLS = (
     "id, workflow, version, status, input, output, error, parent_run_id, pending, "
-    "created_at, updated_at, ready_at, continued_as, continued_from, forked_from"
+    "created_at, updated_at, ready_at, tags::text AS tags, started_at, finished_at,"
+    " continued_as, continued_from, forked_from"
 )
 
 
@@ -79,6 +82,9 @@ def _record(row: asyncpg.Record) -> RunRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         ready_at=row["ready_at"],
+        tags=msgspec.json.decode(row["tags"]) if row["tags"] else {},
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
         continued_as=row["continued_as"],
         continued_from=row["continued_from"],
         forked_from=row["forked_from"],
@@ -130,7 +136,7 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
-class PostgresStore(PgScheduleQueries, PgUpgradeQueries):
+class PostgresStore(PgScheduleQueries, OutsideOps, PgUpgradeQueries):
     """The production store. One pool per runtime; the group committer borrows from it."""
 
     def __init__(self, dsn: str, *, schema: str = "durable", pool_size: int = 10) -> None:
@@ -226,20 +232,22 @@ class PostgresStore(PgScheduleQueries, PgUpgradeQueries):
                     "WITH ins AS ("
                     " INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
                     "  idempotency_key, ready_at, deadline, created_at, updated_at,"
-                    "  lease_owner, lease_until, fence, started_at)"
+                    "  lease_owner, lease_until, fence, started_at, tags)"
                     " SELECT u.id, u.workflow, u.version,"
                     "  CASE WHEN u.owner IS NULL THEN 'pending' ELSE 'running' END,"
                     "  u.input, u.parent, u.ikey, $8::timestamptz, u.deadline, $8, $8, u.owner,"
                     "  CASE WHEN u.owner IS NULL THEN NULL"
                     "   ELSE $8::timestamptz + make_interval(secs => u.lease) END,"
                     "  CASE WHEN u.owner IS NULL THEN 0 ELSE 1 END,"
-                    "  CASE WHEN u.owner IS NULL THEN NULL ELSE $8 END"
+                    "  CASE WHEN u.owner IS NULL THEN NULL ELSE $8 END,"
+                    "  coalesce(u.tags::jsonb, '{}')"
                     " FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],"
-                    "  $6::text[], $7::timestamptz[], $10::text[], $11::float8[])"
-                    "  AS u(id, workflow, version, input, parent, ikey, deadline, owner, lease)"
+                    "  $6::text[], $7::timestamptz[], $10::text[], $11::float8[], $12::text[])"
+                    "  AS u(id, workflow, version, input, parent, ikey, deadline, owner, lease,"
+                    "  tags)"
                     " ON CONFLICT DO NOTHING RETURNING id, lease_owner)"
                     # Only runs left for other workers need a NOTIFY.
-                    " SELECT id, CASE WHEN lease_owner IS NULL THEN pg_notify($9, $12) END"
+                    " SELECT id, CASE WHEN lease_owner IS NULL THEN pg_notify($9, $13) END"
                     " FROM ins",
                     [r.run_id for r in runs],
                     [r.workflow for r in runs],
@@ -252,6 +260,7 @@ class PostgresStore(PgScheduleQueries, PgUpgradeQueries):
                     self.channel,
                     [r.owner for r in runs],
                     [r.lease_s for r in runs],
+                    [None if not r.tags else msgspec.json.encode(r.tags).decode() for r in runs],
                     NOTICE_WAKE,
                 )
             }
@@ -301,16 +310,34 @@ class PostgresStore(PgScheduleQueries, PgUpgradeQueries):
         status: str | None,
         limit: int,
         parent_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        before: tuple[datetime, str] | None = None,
     ) -> list[RunRecord]:
-        rows = await self.pool.fetch(
-            f"SELECT {_RUN_COLS} FROM runs WHERE ($1::text IS NULL OR workflow = $1) "  # noqa: S608
-            "AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR parent_run_id = $3) "
-            "ORDER BY created_at DESC, id DESC LIMIT $4",
-            workflow,
-            status,
-            parent_run_id,
-            limit,
+        # Only the filters given become conditions (constant SQL fragments, values bound
+        # as parameters), so each query shape gets a plan that uses its index.
+        where: list[str] = []
+        args: list[Any] = []
+
+        def bind(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if workflow is not None:
+            where.append(f"workflow = {bind(workflow)}")
+        if status is not None:
+            where.append(f"status = {bind(status)}")
+        if parent_run_id is not None:
+            where.append(f"parent_run_id = {bind(parent_run_id)}")
+        if tags:
+            where.append(f"tags @> {bind(msgspec.json.encode(tags).decode())}::jsonb")
+        if before is not None:
+            where.append(f"(created_at, id) < ({bind(before[0])}, {bind(before[1])})")
+        cond = " WHERE " + " AND ".join(where) if where else ""
+        query = (
+            f"SELECT {_RUN_COLS} FROM runs{cond}"  # noqa: S608 - constant fragments only
+            f" ORDER BY created_at DESC, id DESC LIMIT {bind(limit)}"
         )
+        rows = await self.pool.fetch(query, *args)
         return [_record(r) for r in rows]
 
     # -- executing --------------------------------------------------------------------
@@ -533,16 +560,25 @@ class PostgresStore(PgScheduleQueries, PgUpgradeQueries):
         )
 
     async def create_hook(
-        self, run_id: str, fence: int, event: Event, token: str, name: str, now: datetime
+        self,
+        run_id: str,
+        fence: int,
+        event: Event,
+        token: str,
+        name: str,
+        now: datetime,
+        metadata: bytes | None = None,
     ) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._lock_owned(conn, run_id, fence)
             await conn.execute(
-                "INSERT INTO hooks (token, run_id, name, created_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO hooks (token, run_id, name, created_at, metadata)"
+                " VALUES ($1, $2, $3, $4, $5)",
                 token,
                 run_id,
                 name,
                 now,
+                metadata,
             )
             await _insert_events(conn, [run_id], [event])
 
@@ -597,7 +633,8 @@ class PostgresStore(PgScheduleQueries, PgUpgradeQueries):
     async def execute_hook(self, token: str, payload: bytes, now: datetime) -> str:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "SELECT run_id, used_at FROM hooks WHERE token = $1 FOR UPDATE", token
+                "SELECT run_id, name, used_at, as_signal FROM hooks WHERE token = $1 FOR UPDATE",
+                token,
             )
             if row is None:
                 raise RunNotFound("no hook with that token")
@@ -606,7 +643,11 @@ class PostgresStore(PgScheduleQueries, PgUpgradeQueries):
                 raise RunClosed(f"the hook of run {run_id!r} was already used")
             await self._status_for_update(conn, run_id)
             await conn.execute("UPDATE hooks SET used_at = $2 WHERE token = $1", token, now)
-            await self._deliver(conn, run_id, "hook", token, hook_key(token), payload, now)
+            if row["as_signal"]:  # created from outside: delivered as the signal `name`
+                name = row["name"]
+                await self._deliver(conn, run_id, "signal", name, signal_key(name), payload, now)
+            else:
+                await self._deliver(conn, run_id, "hook", token, hook_key(token), payload, now)
             return run_id
 
     async def cancel(self, run_id: str, now: datetime, cleanup_s: float | None = None) -> list[str]:
@@ -675,6 +716,7 @@ class PostgresStore(PgScheduleQueries, PgUpgradeQueries):
                 await conn.execute("DELETE FROM events WHERE run_id = ANY($1::text[])", ids)
                 await conn.execute("DELETE FROM inbox WHERE run_id = ANY($1::text[])", ids)
                 await conn.execute("DELETE FROM hooks WHERE run_id = ANY($1::text[])", ids)
+                await conn.execute("DELETE FROM run_events WHERE run_id = ANY($1::text[])", ids)
                 await conn.execute("DELETE FROM runs WHERE id = ANY($1::text[])", ids)
             return len(ids)
 

@@ -1,10 +1,5 @@
-"""Store conformance for continue-as-new, forks and cancel cleanup (migration 0007).
-
-Subclass `UpgradeConformance` next to `StoreConformance` with the same `store` fixture:
-
-    class TestMyStoreUpgrades(UpgradeConformance):
-        store = TestMyStore.store
-"""
+"""Store conformance for continue-as-new, forks and cancel cleanup (migration 0007);
+part of `StoreConformance`."""
 
 # ruff: noqa: PT018 -- `x is not None and x.field == ...` narrows types for mypy in one line
 from __future__ import annotations
@@ -16,7 +11,16 @@ from durable.core.events import RUN_POS, Event, EventKind
 from durable.core.vocabulary import RunStatus, child_key
 from durable.errors import FenceLost
 from durable.store.base import ChildOutcome, Store
-from durable.testing.conformance import KEYS, claim_one, create, ev, new_run, started, suspend, t
+from durable.testing.conformance_helpers import (
+    KEYS,
+    claim_one,
+    create,
+    ev,
+    new_run,
+    started,
+    suspend,
+    t,
+)
 
 
 def cancelled_event(seq: int, at: float) -> Event:

@@ -3,6 +3,12 @@
 While one batch is being committed the next one fills up, so under load a single commit
 carries hundreds of events and steps per second exceed the database's commits per second.
 Each submitter resumes only once the batch holding its rows is durable.
+
+A batch is bounded by bytes as well as by count (PostgreSQL refuses a message over
+1 GB, and a huge batch costs memory on both sides). A batch that fails with an error no
+retry can fix is split in halves until the run at fault is alone; that run is then
+failed with the error recorded, and every other run in the batch commits. See
+docs/reliability.md, "What we tried and what held".
 """
 
 from __future__ import annotations
@@ -12,15 +18,42 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+import msgspec
+
+from durable import codec
+from durable.batching import permanent_error, storable_text
 from durable.clock import Clock
-from durable.core.events import Event
+from durable.core.events import RUN_POS, Event, EventKind
 from durable.store.base import Batch, BatchResult, EventRow, Extend, Finish, Store, Suspend
 
 log = logging.getLogger("durable.worker.committer")
 
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+"""A batch stops taking items once it holds this many payload bytes (it always takes one)."""
+
+MAX_ITEM_BYTES = 512 * 1024 * 1024
+"""One run's writes over this fail the run: PostgreSQL refuses messages over 1 GB."""
+
+_ROW_OVERHEAD = 64
+"""Bytes counted per row on top of its payload and text: ids, fences, seqs, timestamps."""
+
+
+class SubmitOutcome(msgspec.Struct, frozen=True):
+    """What happened to one run's submitted writes.
+
+    `failed` is set when the database could never accept them (see BatchResult.failed):
+    the committer has then ended the run `failed` with that error in their place, so the
+    execution must write nothing more and report the run finished as failed.
+    """
+
+    accepted: bool
+    closed: bool
+    woken: bool
+    failed: str | None = None
+
 
 class Item:
-    __slots__ = ("events", "extends", "fence", "finish", "future", "run_id", "suspend")
+    __slots__ = ("events", "extends", "fence", "finish", "future", "run_id", "size", "suspend")
 
     def __init__(
         self,
@@ -39,10 +72,31 @@ class Item:
         self.suspend = suspend
         self.extends = extends
         self.future = future
+        self.size = _size(events, finish, suspend, extends)
+
+
+def _size(
+    events: Sequence[Event],
+    finish: Finish | None,
+    suspend: Suspend | None,
+    extends: Sequence[Extend],
+) -> int:
+    """Roughly the bytes these writes take in the commit statement (payloads dominate)."""
+    n = len(extends) * _ROW_OVERHEAD
+    for ev in events:
+        n += _ROW_OVERHEAD + len(ev.name) + len(ev.payload or b"")
+    if finish is not None:
+        n += _ROW_OVERHEAD + len(finish.output or b"") + len(finish.error or "")
+        if finish.event is not None:
+            n += _ROW_OVERHEAD + len(finish.event.payload or b"")
+    if suspend is not None:
+        n += _ROW_OVERHEAD + len(suspend.pending) + sum(len(k) for k in suspend.waiting_on)
+    return n
 
 
 class GroupCommitter:
-    """Coalesces submitted writes into batches of at most `max_batch` items."""
+    """Coalesces submitted writes into batches of at most `max_batch` items and
+    `max_batch_bytes` bytes; one run's writes over `max_item_bytes` fail that run."""
 
     def __init__(
         self,
@@ -52,11 +106,15 @@ class GroupCommitter:
         lease_s: float,
         max_batch: int = 1000,
         pipeline: int = 1,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+        max_item_bytes: int = MAX_ITEM_BYTES,
     ) -> None:
         self._store = store
         self._clock = clock
         self._lease_s = lease_s
         self._max_batch = max_batch
+        self.max_batch_bytes = max_batch_bytes
+        self.max_item_bytes = max_item_bytes
         self._pipeline = pipeline
         self._queue: list[Item] = []
         self._wake = asyncio.Event()
@@ -88,12 +146,32 @@ class GroupCommitter:
         finish: Finish | None = None,
         suspend: Suspend | None = None,
     ) -> tuple[bool, bool, bool]:
-        """Queue writes; return (accepted, closed, woken) once they are durable (or refused)."""
+        """Queue writes; return (accepted, closed, woken) once they are durable (or refused).
+
+        A run failed in place of its writes (see `submit_outcome`) reads as refused and
+        closed: the caller stops writing, and the run is already `failed` in the database.
+        """
+        out = await self.submit_outcome(
+            run_id, fence, events=events, finish=finish, suspend=suspend
+        )
+        return out.accepted, out.closed, out.woken
+
+    async def submit_outcome(
+        self,
+        run_id: str,
+        fence: int,
+        *,
+        events: Sequence[Event] = (),
+        finish: Finish | None = None,
+        suspend: Suspend | None = None,
+    ) -> SubmitOutcome:
+        """Like `submit`, also telling a run failed in place of its writes, and why."""
         result = await self._enqueue(run_id, fence, events, finish, suspend, ())
-        return (
-            run_id not in result.rejected,
-            run_id in result.closed,
-            run_id in result.woken,
+        return SubmitOutcome(
+            accepted=run_id not in result.rejected,
+            closed=run_id in result.closed,
+            woken=run_id in result.woken,
+            failed=result.failed.get(run_id),
         )
 
     async def heartbeat(self, extends: Sequence[Extend]) -> set[str]:
@@ -113,7 +191,13 @@ class GroupCommitter:
         if self._closed:
             raise RuntimeError("runtime is shutting down")
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(Item(run_id, fence, events, finish, suspend, extends, future))
+        item = Item(run_id, fence, events, finish, suspend, extends, future)
+        if extends:
+            # A lease renewal goes first: queued behind megabytes of results it could
+            # arrive after the lease lapsed, and the run would be claimed twice.
+            self._queue.insert(0, item)
+        else:
+            self._queue.append(item)
         self._wake.set()
         return await future
 
@@ -129,37 +213,128 @@ class GroupCommitter:
                 if len(inflight) >= self._pipeline:
                     _, inflight = await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
                     continue
-                items = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
-                inflight.add(asyncio.create_task(self._commit(items)))
+                inflight.add(asyncio.create_task(self._commit(self._take())))
             if self._closed:
                 if inflight:
                     await asyncio.wait(inflight)
                 return
 
-    async def _commit(self, items: list[Item]) -> None:
+    def _take(self) -> list[Item]:
+        """The next batch: up to `max_batch` items and `max_batch_bytes` (at least one)."""
+        queue = self._queue
+        n = min(len(queue), self._max_batch)
+        if queue and queue[0].extends:
+            # Lease renewals (queued first) commit on their own, not behind a batch of
+            # results that could take longer to write than the lease has left.
+            n = next((i for i in range(n) if not queue[i].extends), n)
+        total = 0
+        for i in range(n):
+            total += queue[i].size
+            if total > self.max_batch_bytes and i > 0:
+                n = i
+                break
+        items = queue[:n]
+        del queue[:n]
+        return items
+
+    def _batch(self, items: Sequence[Item]) -> Batch:
         batch = Batch(now=self._clock.now(), lease_s=self._lease_s)
         for item in items:
             for ev in item.events:
                 batch.events.append(EventRow(item.run_id, item.fence, ev))
             if item.finish is not None:
-                batch.finishes.append(item.finish)
+                finish = item.finish
+                if finish.error is not None:
+                    # The error is an exception's message: free text the run must be
+                    # able to store whatever it holds.
+                    error = storable_text(finish.error)
+                    if error != finish.error:
+                        finish = msgspec.structs.replace(finish, error=error)
+                batch.finishes.append(finish)
             if item.suspend is not None:
                 batch.suspends.append(item.suspend)
             batch.extends.extend(item.extends)
-        result: BatchResult | None = None
-        error: BaseException | None = None
-        try:
-            result = await self._store.commit(batch)
-        except Exception as exc:
-            error = exc
-            log.warning("group commit of %d items failed: %s", len(items), exc)
+        return batch
+
+    async def _commit(self, items: list[Item]) -> None:
         self.batches += 1
         self.items += len(items)
+        await self._write(items)
+
+    async def _write(self, items: list[Item]) -> None:
+        """Commit `items`; on an error no retry can fix, bisect to the run at fault."""
+        too_big = [i for i in items if i.run_id and i.size > self.max_item_bytes]
+        if too_big:
+            for item in too_big:
+                await self._fail_run(
+                    item,
+                    f"PayloadTooLarge: the run's writes in one commit are {item.size} bytes,"
+                    f" over the limit of {self.max_item_bytes} bytes",
+                )
+            items = [i for i in items if i not in too_big]
+            if not items:
+                return
+        try:
+            result = await self._store.commit(self._batch(items))
+        except Exception as exc:
+            if permanent_error(exc):
+                if len(items) > 1:
+                    mid = len(items) // 2
+                    await self._write(items[:mid])
+                    await self._write(items[mid:])
+                    return
+                if items[0].run_id:
+                    log.warning(
+                        "run %s: its writes cannot be stored, failing it: %s", items[0].run_id, exc
+                    )
+                    await self._fail_run(
+                        items[0],
+                        f"{type(exc).__name__}: the run's writes cannot be stored: {exc}",
+                        cause=exc,
+                    )
+                    return
+            log.warning("group commit of %d items failed: %s", len(items), exc)
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
         for item in items:
-            if item.future.done():
-                continue
-            if result is None:
-                item.future.set_exception(error or RuntimeError("commit failed"))
-            else:
+            if not item.future.done():
                 item.future.set_result(result)
+
+    async def _fail_run(self, item: Item, error: str, cause: BaseException | None = None) -> None:
+        """End the run `failed` with `error`, in place of writes that can never be stored.
+
+        Its RUN_FAILED event takes the first seq of the refused writes: everything before
+        them is durable (a run submits only after its earlier writes came back).
+        """
+        error = storable_text(error)
+        seqs = [e.seq for e in item.events]
+        if item.finish is not None and item.finish.event is not None:
+            seqs.append(item.finish.event.seq)
+        now = self._clock.now()
+        event = (
+            Event(min(seqs), RUN_POS, EventKind.RUN_FAILED.value, "", codec.encode(error), now)
+            if seqs
+            else None
+        )
+        finish = Finish(item.run_id, item.fence, "failed", None, error, event)
+        try:
+            result = await self._store.commit(
+                Batch(now=now, finishes=[finish], lease_s=self._lease_s)
+            )
+        except Exception as exc:
+            log.warning("run %s: could not record its failure: %s", item.run_id, exc)
+            if not item.future.done():
+                item.future.set_exception(cause or exc)
+            return
+        failed = {} if item.run_id in result.rejected else {item.run_id: error}
+        if not item.future.done():
+            item.future.set_result(
+                BatchResult(
+                    rejected={item.run_id},
+                    woken=set(),
+                    closed=set(result.closed) | set(failed),
+                    failed=failed,
+                )
+            )

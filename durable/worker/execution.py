@@ -201,19 +201,22 @@ class RunExecution:
         if state.phase is _DEAD or (state.failure is not None and "finish" not in kwargs):
             raise RunAborted
         try:
-            accepted, closed, woken = await self.executor.committer.submit(
-                self.run_id, self.fence, **kwargs
-            )
+            result = await self.executor.committer.submit_outcome(self.run_id, self.fence, **kwargs)
         except Exception as exc:
             log.warning("run %s: write failed, abandoning this attempt: %s", self.run_id, exc)
             self.abandon()
             raise RunAborted from exc
-        if not accepted:
-            if closed:
+        if not result.accepted:
+            if result.failed is not None:
+                # The database can never store these writes: the committer ended the run
+                # `failed` in their place. Hand that outcome to this process's waiters.
+                self.outcome = Finish(self.run_id, self.fence, "failed", None, result.failed, None)
+                self.executor.on_finished(self.run_id, self.outcome)
+            elif result.closed:
                 self.state.move(Phase.CLOSING)
             self.abandon()
             raise RunAborted
-        return woken
+        return result.woken
 
     def abandon(self) -> None:
         """Stop writing for this run; another worker (or a later claim) continues it."""
@@ -257,9 +260,13 @@ class RunExecution:
             )
         )
 
-    async def create_hook(self, event: Event, token: str, name: str) -> None:
+    async def create_hook(
+        self, event: Event, token: str, name: str, metadata: bytes | None = None
+    ) -> None:
         await self._guard(
-            lambda: self.store.create_hook(self.run_id, self.fence, event, token, name, self.now())
+            lambda: self.store.create_hook(
+                self.run_id, self.fence, event, token, name, self.now(), metadata
+            )
         )
 
     async def start_child(
@@ -353,6 +360,9 @@ class RunExecution:
 
     async def _main(self) -> Any:
         value = self.defn.convert_input(codec.decode(self.input))
+        # ctx.context is rebuilt here, once per execution (never recorded): a sticky
+        # resume keeps this coroutine and its context; a replay builds a new one.
+        await self.ctx._provide(self.executor.context_provider, value)
         return await self.defn.fn(self.ctx, value)
 
     def resume(self, claimed: ClaimedRun) -> None:

@@ -12,6 +12,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from durable.clock import Clock
 from durable.core.history import History
@@ -39,6 +40,7 @@ class Executor:
         sticky_size: int,
         max_payload: int | None,
         on_finished: Callable[[str, Finish | None], None],
+        context_provider: Callable[[Any], Any] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -49,6 +51,10 @@ class Executor:
         self.sticky_size = sticky_size
         self.max_payload = max_payload
         self.on_finished = on_finished
+        # Observer of local progress (run id, "running" | "suspended" | "finished" |
+        # "abandoned"): the runtime's subscribers (the HTTP server's live updates).
+        self.on_changed: Callable[[str, str], None] | None = None
+        self.context_provider = context_provider  # builds ctx.context per execution
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.committer = GroupCommitter(store, clock, lease_s=lease_s)
         self.active: dict[str, RunExecution] = {}
@@ -258,6 +264,8 @@ class Executor:
                 history = History(() if claimed.fresh else await self.store.load_events(run_id))
                 execution = RunExecution(self, claimed, defn, history)
             self.active[run_id] = execution
+            if self.on_changed is not None:
+                self.on_changed(run_id, "running")
             outcome = await execution.drive()
         except Exception as exc:
             # Typically the database went away while loading history; the run is released
@@ -288,6 +296,8 @@ class Executor:
             self.on_finished(run_id, execution.outcome)
         elif execution is not None and outcome is DriveResult.ABANDONED:
             execution.evict()
+        if self.on_changed is not None:
+            self.on_changed(run_id, outcome.value)
 
     async def run_pass(self) -> int:
         """One sweep: execute every runnable run, each at most once; return how many."""

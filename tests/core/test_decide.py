@@ -82,6 +82,41 @@ def test_backoff_is_capped_and_non_retryable_errors_fail_at_once() -> None:
     assert decide.step_unstorable(1, TypeError("no")).final
 
 
+def test_should_retry_verdicts_true_false_and_durations() -> None:
+    policy = RetryPolicy(max_attempts=5, initial_interval="1s", should_retry=lambda e, a: True)
+    err = ValueError("x")
+    backoff = decide.step_attempt_failed(2, err, policy, T0, True)
+    assert (backoff.final, backoff.retry_at) == (False, T0 + timedelta(seconds=2))
+    stop = decide.step_attempt_failed(1, err, policy, T0, False)
+    assert (stop.final, stop.retry_at, stop.message) == (True, None, "x")
+    for verdict, seconds in [("500ms", 0.5), (3, 3), (timedelta(minutes=1), 60), (0, 0)]:
+        delayed = decide.step_attempt_failed(1, err, policy, T0, verdict)
+        assert (delayed.final, delayed.retry_at) == (False, T0 + timedelta(seconds=seconds))
+
+
+def test_should_retry_cannot_exceed_max_attempts_or_override_non_retryable() -> None:
+    policy = RetryPolicy(max_attempts=2, non_retryable=[KeyError], should_retry=lambda e, a: True)
+    assert decide.step_attempt_failed(2, ValueError("x"), policy, T0, "1s").final
+    assert decide.step_attempt_failed(1, KeyError("k"), policy, T0, "1s").final
+
+
+@pytest.mark.parametrize(
+    ("verdict", "note"),
+    [
+        (RuntimeError("policy bug"), "should_retry raised RuntimeError: policy bug"),
+        (None, "should_retry returned None: expected True, False or a duration"),
+        ("soon", "should_retry returned 'soon'"),
+        (-1, "should_retry returned -1"),
+    ],
+)
+def test_broken_should_retry_fails_the_step_finally_naming_it(verdict: object, note: str) -> None:
+    policy = RetryPolicy(should_retry=lambda e, a: True)
+    failure = decide.step_attempt_failed(1, ValueError("boom"), policy, T0, verdict)
+    assert failure.final and failure.retry_at is None
+    assert failure.error_type == "ValueError"
+    assert failure.message.startswith("boom (") and note in failure.message
+
+
 # -- timers -----------------------------------------------------------------------------
 
 

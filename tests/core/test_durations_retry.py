@@ -19,6 +19,8 @@ from durable.retry import RetryPolicy
         ("2h", 7200),
         ("1d", 86400),
         ("1w", 604800),
+        ("1y", 365 * 86400),
+        ("2y", 2 * 365 * 86400),
         ("1.5s", 1.5),
         ("0s", 0),
         (3, 3),
@@ -26,6 +28,7 @@ from durable.retry import RetryPolicy
         (timedelta(minutes=2), 120),
         ({"amount": 1, "unit": "hours"}, 3600),
         ({"amount": 2, "unit": "days"}, 172800),
+        ({"amount": 1, "unit": "years"}, 365 * 86400),
     ],
 )
 def test_parse_duration_accepts_documented_forms(value: object, seconds: float) -> None:
@@ -41,6 +44,8 @@ def test_parse_duration_accepts_documented_forms(value: object, seconds: float) 
         "",
         "s",
         "1x",
+        "1yr",
+        "y",
         -1,
         float("nan"),
         float("inf"),
@@ -76,3 +81,18 @@ def test_retry_policy_validates() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError, match="invalid duration"):
         RetryPolicy(initial_interval="soon")
+
+
+def test_retry_policy_should_retry_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="should_retry"):
+        RetryPolicy(should_retry="yes")  # type: ignore[arg-type]
+    policy = RetryPolicy(should_retry=lambda error, attempt: True)
+    assert policy.should_retry is not None
+    assert "should_retry=" in repr(policy)
+
+
+def test_may_retry_is_bounded_by_max_attempts_and_non_retryable() -> None:
+    policy = RetryPolicy(max_attempts=3, non_retryable=[KeyError])
+    assert policy.may_retry(2, ValueError("x"))
+    assert not policy.may_retry(3, ValueError("x"))
+    assert not policy.may_retry(1, KeyError("x"))

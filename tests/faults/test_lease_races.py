@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from durable import Context, codec, workflow
+from durable.worker.committer import SubmitOutcome
 
 from .conftest import MakeRuntime
 from .harness import Worker, check_histories, create_side_effects, report, wait_for, workers_cleanup
@@ -87,14 +88,14 @@ async def test_late_append_after_takeover_is_rejected_by_the_fence(
     async with make_rt(contested_wf, lease="1s") as a:
         outcomes: list[tuple[str, bool]] = []
         committer = a.executor.committer
-        submit = committer.submit
+        submit = committer.submit_outcome
 
-        async def spy(run_id: str, fence: int, **kw: Any) -> tuple[bool, bool, bool]:
+        async def spy(run_id: str, fence: int, **kw: Any) -> SubmitOutcome:
             result = await submit(run_id, fence, **kw)
-            outcomes.append((f"fence={fence}", result[0]))
+            outcomes.append((f"fence={fence}", result.accepted))
             return result
 
-        committer.submit = spy  # type: ignore[method-assign]
+        committer.submit_outcome = spy  # type: ignore[method-assign]
         h = await a.trigger(contested_wf, None)
 
         async def a_in_step() -> bool:

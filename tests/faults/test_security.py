@@ -64,14 +64,18 @@ async def test_hook_tokens_carry_at_least_128_random_bits(make_rt: MakeRuntime, 
     assert len(tokens) == len(set(tokens)) == 200
     stored = {r["token"]: r["run_id"] for r in await db.fetch("SELECT token, run_id FROM hooks")}
     assert set(stored) == set(tokens)
-    for token in tokens:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    # Tokens are "h" + base64url(random bytes): the prefix keeps them from starting with
+    # "-", which the CLI would read as an option.
+    assert all(t.startswith("h") for t in tokens)
+    bodies = [t[1:] for t in tokens]
+    for token, body in zip(tokens, bodies, strict=True):
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         assert len(raw) * 8 >= 128, f"token {token!r} carries {len(raw) * 8} bits"
         run_id = stored[token]
         assert run_id not in token and token not in run_id  # not derived from the run id
     # Crude randomness check over all tokens: every bit position is set in some tokens
     # and clear in others (a counter or a timestamp would leave high bits constant).
-    raws = [base64.urlsafe_b64decode(t + "=" * (-len(t) % 4)) for t in tokens]
+    raws = [base64.urlsafe_b64decode(b + "=" * (-len(b) % 4)) for b in bodies]
     width = min(len(r) for r in raws) * 8
     for bit in range(width):
         ones = sum((int.from_bytes(r, "big") >> bit) & 1 for r in raws)
