@@ -1,5 +1,5 @@
-"""Record the upgrade histories beside this file (run once, by hand; same format as
-record.py): patch_v1.jsonl (a run recorded before the `invoice` patch existed),
+"""Record the upgrade histories beside this file (run once, by hand), each as NAME.jsonl
+and as NAME.json (the `durable runs export` format): patch_v1 (a run recorded before the `invoice` patch existed),
 patch_v2.jsonl (after), chain.jsonl (a run that continued as new), cleanup.jsonl (a
 cancelled run whose cleanup ran).
 
@@ -28,6 +28,9 @@ async def patch_before(ctx: Context, _: Any) -> list[str]:
 
 
 async def dump(rt: Runtime, run_id: str, name: str, meta: dict[str, Any]) -> None:
+    # The export format (test_offline_replay.py) and the jsonl one (test_upgrade_histories).
+    doc = await rt.export_run(run_id)
+    (HERE / name.replace(".jsonl", ".json")).write_text(json.dumps(doc, indent=1) + "\n")
     info = await rt.get_run(run_id)
     events = await rt.store.load_events(run_id)
     lines = [{**meta, "workflow": info.workflow, "version": info.version, "status": info.status}]

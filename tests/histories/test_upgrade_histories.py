@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from durable import Runtime, codec
+from durable import Context, Runtime, codec, workflow
 
 from . import upgrade_workflows as wf
 
@@ -153,3 +153,40 @@ async def test_cleanup_history_replays(dsn: str, schema: str, db: Any, keep: int
     assert info.status == "cancelled"
     assert signature(info.history) == signature(events)
     assert info.history[-1].payload == "completed"
+
+
+# -- the same histories offline (durable.testing.replay, the `durable replay` check) -----
+
+
+def test_offline_replay_answers_patches_from_history() -> None:
+    from durable.testing import replay
+    from durable.testing.replay import ReplayDivergence
+
+    wf.CALLS.clear()
+    # Before the patch: `patched` answers False and takes no position; all 3 walked.
+    assert replay(wf.recorded_patch, HERE / "patch_v1.json").positions == 3
+    # After it: the marker owns position 0.
+    assert replay(wf.recorded_patch, HERE / "patch_v2.json").positions == 4
+    assert wf.CALLS == []
+
+    @workflow(name="recorded_patch", version="1")
+    async def patch_removed(ctx: Context, _: Any) -> list[str]:
+        first = await ctx.step("invoice", wf.call, "invoice")
+        await ctx.wait_for_signal("go")
+        return [first, await ctx.step("receipt", wf.call, "receipt")]
+
+    with pytest.raises(ReplayDivergence) as caught:
+        replay(patch_removed, HERE / "patch_v2.json")
+    assert (caught.value.position, caught.value.asked) == (0, "step 'invoice'")
+    assert caught.value.recorded.startswith("patch 'invoice'")
+
+
+def test_offline_replay_walks_a_continued_run_and_a_cancelled_runs_cleanup() -> None:
+    from durable.testing import replay
+
+    wf.CALLS.clear()
+    assert replay(wf.recorded_chain, HERE / "chain.json").positions == 1
+    # The cleanup's step (position 2) is replayed after WorkflowCancelled is delivered
+    # at the open signal wait, as a worker did.
+    assert replay(wf.recorded_cleanup, HERE / "cleanup.json").positions == 3
+    assert wf.CALLS == []

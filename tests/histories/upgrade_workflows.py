@@ -44,3 +44,6 @@ async def recorded_cleanup(ctx: Context, _: Any) -> None:
         await ctx.wait_for_signal("confirm")
     finally:
         await ctx.step("release", call, "release")
+
+
+ALL = [recorded_patch, recorded_chain, recorded_cleanup]

@@ -69,3 +69,30 @@ async def test_skipping_the_deprecate_phase_breaks_runs_in_flight(dsn: str, sche
         info: Any = await rt.get_run(h.run_id)
     assert info.status == "failed"
     assert "patch 'validate-address'" in str(caught.value)
+
+
+async def test_ci_replay_check_of_each_phase(dsn: str, schema: str) -> None:
+    """The check to run before each deploy: exported histories of runs in flight,
+    replayed offline against the next phase's code (`durable replay` does the same)."""
+    from durable.testing import replay
+    from durable.testing.replay import ReplayDivergence
+
+    example = load("patching")
+    async with Runtime(dsn, schema=schema, workflows=[example.ship_order_v0]) as rt:
+        a = await rt.trigger(example.ship_order_v0, "A")
+        while (await rt.get_run(a.run_id)).status != "suspended":
+            await asyncio.sleep(0.02)
+        before_patch = await rt.export_run(a.run_id)
+    async with Runtime(dsn, schema=schema, workflows=[example.ship_order_v1]) as rt:
+        b = await rt.trigger(example.ship_order_v1, "B")
+        while (await rt.get_run(b.run_id)).status != "suspended":
+            await asyncio.sleep(0.02)
+        with_marker = await rt.export_run(b.run_id)
+    # Phase 1 fits the pre-patch run; phase 2 does not (deploy it only once A ended).
+    assert replay(example.ship_order_v1, before_patch).stopped_at == 1
+    with pytest.raises(ReplayDivergence):
+        replay(example.ship_order_v2, before_patch)
+    # Phase 2 fits runs recorded in phase 1; phase 3 does not (their marker).
+    assert replay(example.ship_order_v2, with_marker).stopped_at == 3
+    with pytest.raises(ReplayDivergence, match="patch 'validate-address'"):
+        replay(example.ship_order_v3, with_marker)
