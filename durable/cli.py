@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import importlib
 import importlib.metadata
 import logging
@@ -267,6 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the RunInfo as JSON")
     p.set_defaults(handler=_client(_runs_show, read_only=True))
     p = runs_sub.add_parser(
+        "fork", help="start a new run from RUN's history up to a step (default: the failed one)"
+    )
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--at", default=None, metavar="STEP", help="default: the step that failed")
+    p.add_argument("--version", default=None, help="run the fork on this version (needs --app)")
+    p.add_argument(
+        "--app", default=None, help="`module` or `module:attr` registering the fork's version"
+    )
+    p.set_defaults(handler=_client(_runs_fork))
+    p = runs_sub.add_parser(
         "purge", help="delete finished runs (and their history) older than a duration"
     )
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h")
@@ -476,6 +485,14 @@ async def _runs_show(rt: Runtime, args: argparse.Namespace) -> None:
     ]
     if info.parent_run_id is not None:
         fields.append(("parent", info.parent_run_id))
+    # The chain of continue-as-new and forks, both ways.
+    for label, other in (
+        ("continued from", info.continued_from),
+        ("continued as", info.continued_as),
+        ("forked from", info.forked_from),
+    ):
+        if other is not None:
+            fields.append((label, other))
     fields += [
         ("created_at", _fmt_time(info.created_at)),
         ("updated_at", _fmt_time(info.updated_at)),
@@ -498,6 +515,15 @@ async def _runs_show(rt: Runtime, args: argparse.Namespace) -> None:
         table = _table(["SEQ", "TIME", "KIND", "NAME", "PAYLOAD"], rows)
         for line in table.splitlines():
             _out("  " + line)
+
+
+async def _runs_fork(rt: Runtime, args: argparse.Namespace) -> None:
+    if args.version is not None and args.app is None:
+        raise CliError("--version needs --app APP: the version must be registered", EXIT_USAGE)
+    if args.app is not None:
+        rt.register(*load_app(args.app).workflows)
+    handle = await rt.fork(args.run_id, at=args.at, version=args.version)
+    _out(f"run {handle.run_id} forked from {args.run_id}")
 
 
 async def _signal(rt: Runtime, args: argparse.Namespace) -> None:
@@ -538,17 +564,8 @@ async def _cancel(rt: Runtime, args: argparse.Namespace) -> None:
 
 
 def _as_dict(item: Any) -> dict[str, Any]:
-    if isinstance(item, dict):
-        return {str(k): v for k, v in item.items()}
-    if isinstance(item, msgspec.Struct):
-        return msgspec.structs.asdict(item)
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
-    if hasattr(item, "__dict__"):
-        return {k: v for k, v in vars(item).items() if not k.startswith("_")}
-    if hasattr(item, "__slots__"):
-        return {k: getattr(item, k) for k in item.__slots__ if hasattr(item, k)}
-    return {"schedule": item}
+    """A schedule (a `ScheduleInfo` struct) as a dict of its fields."""
+    return msgspec.structs.asdict(item) if isinstance(item, msgspec.Struct) else dict(item)
 
 
 def _cell(value: Any) -> str:

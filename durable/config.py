@@ -33,6 +33,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds a worker waits after a notification before claiming, so a burst of
     # triggers from elsewhere is claimed in one batch (Sonamu `listenDelay`). None: at once.
     listen_delay: float | None = None
+    cancel_grace: float = 30.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
@@ -59,6 +60,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
         listen: bool = True,
         local_dispatch: bool = True,
         listen_delay: Any = None,
+        cancel_grace: Any = "30s",
     ) -> RuntimeConfig:
         """From Runtime's keyword arguments (durations in any accepted form)."""
         if not isinstance(concurrency, int) or concurrency < 1:
@@ -83,4 +85,5 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
             listen=listen,
             local_dispatch=local_dispatch,
             listen_delay=None if listen_delay is None else parse_duration(listen_delay),
+            cancel_grace=parse_duration(cancel_grace),
         )

@@ -18,7 +18,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, assert_never, overload
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, assert_never, overload
 
 import anyio.to_thread
 import msgspec
@@ -28,7 +28,7 @@ from durable.core import decide
 from durable.core.decide import LIVE, Fail, Live, Retry, Value, Wait
 from durable.core.events import EventKind, OpKind
 from durable.core.history import ChildRef, StepFailure, meta_encode
-from durable.core.state import Phase
+from durable.core.state import ContinueAsNew, Phase
 from durable.core.vocabulary import TERMINAL, child_key, hook_key, signal_key
 from durable.durations import Duration, parse_duration
 from durable.errors import DurableError, PayloadTooLarge, SerializationError, StepFailed
@@ -285,15 +285,18 @@ class Context:
             elif type(d) is Fail:
                 raise d.error
             elif type(d) is Retry:
+                if st.phase is _CLOSING:
+                    x.cancel_point()
                 if d.at is not None:
                     await x.wait_until(pos, "retry", name, d.at)
                 attempt = d.attempt
             else:
                 raise AssertionError(d)
             if st.phase is _CLOSING:
-                # The run was cancelled: cleanup code may still run its steps, but
-                # nothing more is recorded for a closed run.
-                return await self._call(fn, args, kwargs, timeout_s)
+                # The run was cancelled and this execution runs its cleanup: the step the
+                # run had reached raises WorkflowCancelled here (its body does not run);
+                # steps of the cleanup code after that run and are recorded as usual.
+                x.cancel_point()
             while True:
                 st.begin_attempt(None if st.deadline is None else x.now())
                 try:
@@ -602,7 +605,10 @@ class Context:
                         handle.run_id, outcome.status, outcome.output, outcome.error
                     )
                 if end is None:
-                    await x.park(pos, "child", name, None, d.key)
+                    # A child that continued as new: wait on the chain's newest run,
+                    # whose end is what wakes this parent.
+                    newest = outcome.run_id if outcome is not None else None
+                    await x.park(pos, "child", name, None, child_key(newest or handle.run_id))
                     continue
                 event = st.event(pos, end[0], name, end[1], x.now())
                 x.record(event)
@@ -616,6 +622,63 @@ class Context:
                     raise AssertionError(d)
                 case _:
                     assert_never(d)
+
+    # -- upgrades ---------------------------------------------------------------------
+
+    def patched(self, patch_id: str) -> bool:
+        """True where the run reaches this point with the patch in place, False when
+        replaying a history recorded before the patch existed (keep the old code path).
+
+        Runs that reach it live record a `patch_marker` at this position and get True.
+        On replay, a marker of this patch at the position means True; anything else
+        there (the event of the old code's next operation) means False, and the check
+        takes no position, so the old branch lines up with the old history. See
+        `durable.core.decide.patch` and docs/upgrades.md for the patch lifecycle.
+        """
+        check_name(patch_id, "patch id")
+        st = self._st
+        known = st.patches.get(patch_id)
+        if known is not None:
+            return known  # asked before in this execution: same answer, no new position
+        x = self._x
+        with x.op():
+            events, past_history = st.peek()
+            d = decide.patch(patch_id, events, past_history)
+            if d is LIVE:
+                pos = st.take()
+                st.lookup(pos, OpKind.PATCH, patch_id)  # nothing there: replaying ends
+                x.record(st.event(pos, EventKind.PATCH_MARKER, patch_id, None, x.now()))
+                answer = True
+            elif type(d) is Value:
+                answer = bool(d.value)
+                if answer:
+                    st.lookup(st.take(), OpKind.PATCH, patch_id)  # the marker's position
+            else:
+                raise AssertionError(d)
+        st.patches[patch_id] = answer
+        return answer
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """Phase two of a patch's life: the old branch is gone, `patched` is no longer
+        asked, but runs recorded with the marker must still replay. Records the marker
+        in new runs and takes the marker's position in old ones, as `patched` does."""
+        self.patched(patch_id)
+
+    async def continue_as_new(self, input: Any = None) -> NoReturn:
+        """End this run `completed` (output None) and start a fresh run of the same
+        workflow and version with `input`, atomically; this run's history stays.
+
+        Never returns: it unwinds the workflow (a BaseException `except Exception`
+        cannot stop). `handle.result()` of this run follows to the last run's result.
+        """
+        defn = self._x.defn
+        value = defn.validate_input(input)
+        data = codec.encode(value, what=f"input of workflow {defn.name!r}")
+        x = self._x
+        with x.op():
+            x.ensure_writable()
+            x.check_payload(data, f"input of workflow {defn.name!r}")
+            raise ContinueAsNew(data)
 
     # -- fan-out ----------------------------------------------------------------------
 

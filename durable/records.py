@@ -45,6 +45,11 @@ class RunInfo(msgspec.Struct, frozen=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     continued_as: str | None = None
+    """The run this one continued as (`ctx.continue_as_new`), if it did."""
+    continued_from: str | None = None
+    """The run this one continues, if it was started by `continue_as_new`."""
+    forked_from: str | None = None
+    """The run this one was forked from (`Runtime.fork`), if it was."""
     traceback: str | None = None  # of a run whose code raised (get_run only)
 
 
@@ -78,4 +83,7 @@ def run_info(rec: RunRecord, history: list[Event]) -> RunInfo:
         tags=dict(rec.tags),
         started_at=rec.started_at,
         finished_at=rec.finished_at,
+        continued_as=rec.continued_as,
+        continued_from=rec.continued_from,
+        forked_from=rec.forked_from,
     )

@@ -91,6 +91,16 @@ class RunIO(Protocol):
         """Raise PayloadTooLarge when `data` exceeds the runtime's payload limit."""
         ...
 
+    def ensure_writable(self) -> None:
+        """Raise unless this execution may still write (RunAborted, WorkflowCancelled)."""
+        ...
+
+    def cancel_point(self) -> None:
+        """While running a cancelled run's cleanup: raise WorkflowCancelled where the run
+        had stopped (the first operations history cannot answer), return for the
+        cleanup code's own operations after that."""
+        ...
+
     def cancellation_delivered(self) -> None:
         """A user cancel reached a step: let cleanup code continue (uncancel the task)."""
         ...

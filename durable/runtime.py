@@ -72,17 +72,27 @@ class RunHandle:
         """
         seconds = None if timeout is None else parse_duration(timeout)
         done = self._outcome
+        run_id = self.run_id
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (seconds or 0.0)
         if done is not None:
             status, output, error = done.status, done.output, done.error
         else:
-            status, output, error = await wait_or_explain(self._rt, self.run_id, seconds)
+            status, output, error = await wait_or_explain(self._rt, run_id, seconds)
+        # A run that continued as new ends completed with no output at all (a returned
+        # None is stored encoded): follow it to the chain's last run.
+        while status == RunStatus.COMPLETED and output is None:
+            following = (await self._rt._record(run_id)).continued_as
+            if following is None:
+                break
+            run_id = following
+            left = None if seconds is None else max(deadline - loop.time(), 0.0)
+            status, output, error = await wait_or_explain(self._rt, run_id, left)
         if status == RunStatus.COMPLETED:
             return codec.decode(output)
         if status == RunStatus.CANCELLED:
-            raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
-        raise WorkflowFailed(
-            f"run {self.run_id!r} failed: {error}", run_id=self.run_id, error=error
-        )
+            raise WorkflowCancelled(f"run {run_id!r} was cancelled", run_id=run_id)
+        raise WorkflowFailed(f"run {run_id!r} failed: {error}", run_id=run_id, error=error)
 
 
 class Runtime(RuntimeOps, FailureOps):
@@ -111,6 +121,7 @@ class Runtime(RuntimeOps, FailureOps):
         pool_size: int = 10,
         listen: bool = True,
         local_dispatch: bool = True,
+        cancel_grace: Any = "30s",
         clock: Clock | None = None,
         store: Store | None = None,
         context_provider: Callable[[Any], Any] | None = None,
@@ -130,6 +141,7 @@ class Runtime(RuntimeOps, FailureOps):
             listen=listen,
             local_dispatch=local_dispatch,
             listen_delay=listen_delay,
+            cancel_grace=cancel_grace,
         )
         self._setup(dsn, config, workflows, clock, store, context_provider)
 
@@ -574,14 +586,34 @@ class Runtime(RuntimeOps, FailureOps):
         return run_id
 
     async def cancel(self, run_id: str) -> None:
-        """End the run (and its unfinished children) `cancelled` now."""
-        ids = await self.store.cancel(run_id, self.clock.now())
+        """End the run (and its unfinished children) `cancelled` now.
+
+        Status reads `cancelled` as soon as this returns. A run that had started owes its
+        cleanup: a worker of its workflow replays it, raises WorkflowCancelled where it
+        stopped and records what its `try/finally` code does, within `cancel_grace`.
+        """
+        ids = await self.store.cancel(run_id, self.clock.now(), self.config.cancel_grace)
         if self._executor is not None:
             for rid in ids:
                 self._executor.cancel_local(rid)
         for rid in ids:
             self._notify_finished(rid, None)
             self._publish(rid, "finished")
+
+    async def fork(
+        self, run_id: str, at: str | None = None, version: str | None = None
+    ) -> RunHandle:
+        """A new run whose history is `run_id`'s up to, not including, the first event of
+        step `at` (default: the step that failed the run), on `version` (default the
+        original's; a given version must be registered here). Steps recorded before
+        `at` are not run again; children that completed keep their results, others are
+        started afresh. The fork's `RunInfo.forked_from` names the original.
+
+        RunNotFound, WorkflowNotFound or ValidationError (bad `at`): nothing written.
+        """
+        from durable.surgery import fork
+
+        return RunHandle(self, await fork(self, run_id, at, version))
 
     async def sweep(self) -> int:
         """One pass: fire due schedules, timers and expired leases, and run every runnable

@@ -47,6 +47,7 @@ def test_every_example_is_tested() -> None:
         "fanout_batch",
         "http_dashboard",
         "flow_control",
+        "patching",  # tested in tests/upgrades/test_patch_example.py
     }
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 

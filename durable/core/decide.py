@@ -91,6 +91,8 @@ Decision = Live | Value | Fail | Wait | Retry
 """What a ctx operation must do next; Context dispatches on it (ending in assert_never)."""
 
 _NONE: Final = Value(None)
+_TRUE: Final = Value(True)
+_FALSE: Final = Value(False)
 _STEP_COMPLETED: Final = EventKind.STEP_COMPLETED  # bound once: Enum attributes are slow
 
 # -- deadlines: every time limit of a run is computed here --------------------------------
@@ -318,6 +320,57 @@ def child_end(event: Event, name: str) -> Value | Fail:
     )
 
 
+# -- patches ------------------------------------------------------------------------------
+#
+# `ctx.patched(patch_id)` lets changed code keep old runs on their old path. Unlike every
+# other operation it does not always take a position: a history recorded before the patch
+# existed has, at that position, whatever the *old* code did next, and the old branch of
+# the new code (taken because `patched` answered False) must meet exactly that event at
+# exactly that position. So the check looks at the position before taking it:
+#
+# - the marker of this patch is recorded there: the run passed this point with the patch
+#   in place; answer True and take the position (the marker owns it);
+# - something else is recorded there (an old run, or a marker of another patch): answer
+#   False and do NOT take the position: the next ctx call (the old branch's) takes it and
+#   is matched against that event as usual;
+# - nothing is recorded there and the position lies past the end of history: the run is
+#   live here; record the marker (taking the position) and answer True;
+# - nothing is recorded there but history goes on after it (a gap: an operation of a
+#   gather that never recorded anything): the run was recorded before the patch, since a
+#   marker, buffered when taken, is durable before any event recorded after it; answer
+#   False without taking the position.
+#
+# Consequences: a marker in history whose `patched` call was removed from the code is met
+# by some other operation at its position: NonDeterminismError, as for any removed
+# operation. `patched` answers are memoised per patch id within one execution (a second
+# call neither records nor takes a position), so asking twice is harmless.
+
+
+def patch(patch_id: str, events: Sequence[Event], past_history: bool) -> Decision:
+    """A patch check at the next, not yet taken, position: see the rules above.
+
+    Returns LIVE (record the marker, take the position, answer True), `Value(True)`
+    (marker recorded: take the position, answer True) or `Value(False)` (an old history:
+    answer False and leave the position to the next operation).
+    """
+    if events:
+        first = events[0]
+        if first.kind == EventKind.PATCH_MARKER and first.name == patch_id:
+            return _TRUE
+        return _FALSE
+    return LIVE if past_history else _FALSE
+
+
+def continued_payload(new_run_id: str) -> bytes:
+    """Payload of run_continued: the id of the run that continues this one."""
+    return codec.encode(new_run_id)
+
+
+def cleanup_payload(outcome: str) -> bytes:
+    """Payload of cleanup_finished: how the cleanup of a cancelled run ended."""
+    return codec.encode(outcome)
+
+
 __all__ = [
     "LIVE",
     "Decision",
@@ -332,10 +385,13 @@ __all__ = [
     "child_ref",
     "child_result",
     "child_started",
+    "cleanup_payload",
+    "continued_payload",
     "earliest",
     "emitted",
     "message",
     "passed",
+    "patch",
     "recorded",
     "retry_at",
     "run_traceback",

@@ -20,6 +20,7 @@ class OpKind(StrEnum):
     CHILD_RESULT = "child_result"
     EVENT = "event"
     RECORD = "record"
+    PATCH = "patch"
 
 
 class EventKind(StrEnum):
@@ -45,6 +46,9 @@ class EventKind(StrEnum):
     RUN_COMPLETED = "run_completed"
     RUN_FAILED = "run_failed"
     RUN_CANCELLED = "run_cancelled"
+    PATCH_MARKER = "patch_marker"
+    RUN_CONTINUED = "run_continued"
+    CLEANUP_FINISHED = "cleanup_finished"
 
 
 OP_OF_EVENT: dict[str, OpKind] = {
@@ -65,10 +69,12 @@ OP_OF_EVENT: dict[str, OpKind] = {
     EventKind.CHILD_FAILED: OpKind.CHILD_RESULT,
     EventKind.EVENT_EMITTED: OpKind.EVENT,
     EventKind.RECORDED: OpKind.RECORD,
+    EventKind.PATCH_MARKER: OpKind.PATCH,
 }
 
 RUN_POS = -1
-"""Position of run-level events (completion, failure, cancellation) that no ctx call owns."""
+"""Position of run-level events (completion, failure, cancellation, continuation, the end
+of a cancelled run's cleanup) that no ctx call owns."""
 
 
 class Event(msgspec.Struct, frozen=True):

@@ -128,6 +128,10 @@ class History:
             )
         return events
 
+    def peek(self, pos: int) -> Sequence[Event]:
+        """The events recorded at `pos`, unchecked (a patch check looks before it takes)."""
+        return self._by_pos.get(pos, ())
+
     def unvisited_after(self, next_pos: int) -> list[Event]:
         """Events at positions the code never reached; non-empty means code was removed."""
         return [e for p, evs in self._by_pos.items() if p >= next_pos for e in evs]

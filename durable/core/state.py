@@ -29,13 +29,27 @@ class RunAborted(BaseException):
     """
 
 
+class ContinueAsNew(BaseException):
+    """Unwinds workflow code after `ctx.continue_as_new(input)`: the run ends `completed`
+    and a fresh run of the same workflow and version starts with `input` (encoded).
+
+    A BaseException, like RunAborted, so `except Exception` in workflow code cannot stop it.
+    """
+
+    def __init__(self, input: bytes) -> None:
+        super().__init__("continue_as_new")
+        self.input = input
+
+
 class Phase(Enum):
     """Where one execution of a run stands. It only ever moves to a later phase.
 
     RUNNING: executing normally. PARKED: must end as failed (`RunState.failure` says
     why); no ctx operation runs and nothing but the failure is recorded. CLOSING: the
-    run was cancelled; cleanup code may run, nothing more is recorded (a failure
-    noted while closing stops the cleanup's ctx operations). DEAD: this attempt stops
+    run was cancelled and this execution runs its cleanup: the first operations that
+    history cannot answer raise WorkflowCancelled, later ones (the cleanup code's steps)
+    run and are recorded; waits raise WorkflowCancelled (a failure noted while closing
+    stops the cleanup's ctx operations). DEAD: this attempt stops
     writing; another worker or a later claim continues from history.
     """
 
@@ -68,6 +82,7 @@ class RunState:
         "max_events",
         "next_pos",
         "next_seq",
+        "patches",
         "phase",
         "replaying",
         "run_id",
@@ -106,6 +121,8 @@ class RunState:
         self.failure_event = True
         # True once no ctx operation may run: parked (failure set) or dead.
         self.halted = False
+        # Answers of `ctx.patched` in this execution, by patch id (asked once, memoised).
+        self.patches: dict[str, bool] = {}
 
     # -- phases -----------------------------------------------------------------------
 
@@ -147,6 +164,12 @@ class RunState:
         if pos >= self._last_pos:
             self.replaying = False
         return pos
+
+    def peek(self) -> tuple[Sequence[Event], bool]:
+        """What history holds at the next position, without taking it, and whether that
+        position lies past the end of history (used by patch checks, see decide.patch)."""
+        pos = self.next_pos
+        return self.history.peek(pos), pos > self._last_pos
 
     def lookup(self, pos: int, kind: OpKind, name: str) -> Sequence[Event]:
         """The events history holds for call `pos`, checked against what the code asks.
@@ -264,4 +287,4 @@ class RunState:
         return f"execution_timeout exceeded: the run passed its limit of {self.execution_timeout}s"
 
 
-__all__ = ["DriveResult", "Phase", "RunAborted", "RunState"]
+__all__ = ["ContinueAsNew", "DriveResult", "Phase", "RunAborted", "RunState"]

@@ -42,6 +42,8 @@ class NewRun(msgspec.Struct, frozen=True):
     priority: int = 0
     debounce_key: str | None = None
     """With `create_debounced`: collapse into the not-yet-started run of this key."""
+    continued_from: str | None = None
+    """The run this one continues (continue-as-new); set by `continue_run`."""
 
 
 class RunRecord(msgspec.Struct, frozen=True):
@@ -65,6 +67,9 @@ class RunRecord(msgspec.Struct, frozen=True):
     queue: str | None = None
     queue_key: str | None = None
     priority: int = 0
+    continued_as: str | None = None
+    continued_from: str | None = None
+    forked_from: str | None = None
 
 
 class ClaimedRun(msgspec.Struct, frozen=True):
@@ -83,6 +88,9 @@ class ClaimedRun(msgspec.Struct, frozen=True):
     """True when no worker ever held the run before: it has no history to load."""
     taken_from: str | None = None
     """The previous holder, when this claim took over a run whose lease had expired."""
+    cleanup: bool = False
+    """A cancelled run claimed to run its cleanup (`claim_cleanups`); `deadline` is the
+    end of its cancel grace."""
 
 
 class EventRow(msgspec.Struct, frozen=True):
@@ -147,6 +155,9 @@ class ChildOutcome(msgspec.Struct, frozen=True):
     status: str
     output: bytes | None
     error: str | None
+    run_id: str | None = None
+    """When the asked run continued as new: the chain's newest run, this outcome's
+    (None when the outcome is the asked run's own)."""
 
 
 class Created(msgspec.Struct, frozen=True):
@@ -444,7 +455,50 @@ class Store(Protocol):
         ...
 
     async def child_outcome(self, run_id: str) -> ChildOutcome | None:
-        """The run's status, output and error (None for an unknown id)."""
+        """The run's status, output and error (None for an unknown id), following
+        `continued_as` to the newest run of its continue-as-new chain (`run_id` says
+        which run that is)."""
+        ...
+
+    async def continue_run(
+        self, run_id: str, fence: int, events: Sequence[Event], new: NewRun, now: datetime
+    ) -> Created:
+        """Continue-as-new, atomically: append `events` to the held run, end it
+        `completed` (output None, `continued_as = new.run_id`), insert `new` (its parent
+        is the old run's parent, `continued_from` the old run), wake the old run's parent
+        as a finish does and send `notice_done` for the old run. With `new.owner` the new
+        run is inserted leased (as `create_runs`) and returned in `Created.claimed`.
+        FenceLost if the run is not held with `fence` (nothing written)."""
+        ...
+
+    async def fork_run(
+        self, new: NewRun, events: Sequence[Event], forked_from: str, now: datetime
+    ) -> None:
+        """Insert `new` with `forked_from` set and `events` as its history, atomically.
+        With events it starts `suspended` (already started, so workers load its
+        history), ready at `now`; without, `pending`. Sends `NOTICE_WAKE`."""
+        ...
+
+    async def claim_cleanups(
+        self,
+        *,
+        owner: str,
+        keys: Sequence[tuple[str, str]],
+        limit: int,
+        now: datetime,
+        exclude: Sequence[str] = (),
+    ) -> list[ClaimedRun]:
+        """Lease cancelled runs of `keys` whose cleanup is owed (`cleanup_until > now`)
+        and that nobody holds, until their `cleanup_until`; fence bumped, status stays
+        `cancelled`. Returned with `cleanup=True` and `deadline = cleanup_until`."""
+        ...
+
+    async def append_cleanup(
+        self, run_id: str, fence: int, events: Sequence[Event], now: datetime, *, done: bool
+    ) -> bool:
+        """Append a cancelled run's cleanup events if it is still held with `fence` and
+        its cleanup is owed; with `done`, also end the cleanup (clear `cleanup_until`
+        and the lease). False (nothing written) otherwise."""
         ...
 
     async def create_hook(
@@ -474,10 +528,12 @@ class Store(Protocol):
         its run id. RunNotFound for an unknown token, RunClosed if used or the run ended."""
         ...
 
-    async def cancel(self, run_id: str, now: datetime) -> list[str]:
+    async def cancel(self, run_id: str, now: datetime, cleanup_s: float | None = None) -> list[str]:
         """End the run and its unfinished descendants `cancelled` (with a `run_cancelled`
         event each); wake the run's parent; send `notice_cancelled` and `notice_done`
-        for each. Returns the ids cancelled. RunNotFound / RunClosed as `signal`."""
+        for each. With `cleanup_s`, each of them that had started owes a cleanup until
+        `now + cleanup_s` (see `claim_cleanups`); its lease is dropped either way.
+        Returns the ids cancelled. RunNotFound / RunClosed as `signal`."""
         ...
 
     async def purge(self, before: datetime, limit: int) -> int:

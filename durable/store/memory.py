@@ -41,6 +41,7 @@ from durable.store.base import (
 from durable.store.memory_diagnostics import MemoryDiagnostics
 from durable.store.memory_queues import MemoryQueues
 from durable.store.memory_schedules import MemorySchedules
+from durable.store.memory_upgrades import MemoryUpgrades
 
 log = logging.getLogger("durable.store.memory")
 
@@ -76,6 +77,10 @@ class _Run:
     queue_key: str | None = None
     priority: int = 0
     debounce_key: str | None = None
+    continued_as: str | None = None
+    continued_from: str | None = None
+    forked_from: str | None = None
+    cleanup_until: datetime | None = None
 
     def record(self) -> RunRecord:
         return RunRecord(
@@ -97,6 +102,9 @@ class _Run:
             queue=self.queue,
             queue_key=self.queue_key,
             priority=self.priority,
+            continued_as=self.continued_as,
+            continued_from=self.continued_from,
+            forked_from=self.forked_from,
         )
 
 
@@ -142,7 +150,7 @@ class MemoryListener:
         self._store.remove_listener(self.deliver)
 
 
-class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
+class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics, MemoryUpgrades):
     """A store held in this process: for unit tests and quick starts, lost on exit.
 
     Every method runs to completion without awaiting, so on one event loop each call is
@@ -158,6 +166,8 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
         MemorySchedules.__init__(self)
         MemoryQueues.__init__(self)
         self._runs: dict[str, _Run] = {}
+        # Runs not yet ended: what claims scan (ended runs pile up; live ones do not).
+        self._live: dict[str, _Run] = {}
         self._by_key: dict[str, str] = {}
         self._children: dict[str, list[str]] = {}
         self._events: dict[str, dict[int, Event]] = {}
@@ -217,7 +227,7 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
     ) -> None:
         deadline = now + timedelta(seconds=run.deadline_s) if run.deadline_s is not None else None
         self._next_order += 1
-        self._runs[run.run_id] = _Run(
+        self._runs[run.run_id] = self._live[run.run_id] = _Run(
             id=run.run_id,
             workflow=run.workflow,
             version=run.version,
@@ -395,7 +405,7 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
         skip = set(exclude)
         candidates = [
             r
-            for r in self._runs.values()
+            for r in self._live.values()
             if r.id not in skip
             and r.queue is None  # queued runs start only through claim_queue
             and self._matches(r, wanted)
@@ -470,6 +480,7 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
         finished: list[_Run] = []
         for fin in finishes:
             run = self._runs[fin.run_id]
+            self._live.pop(run.id, None)
             run.status = fin.status
             run.output = fin.output
             run.error = fin.error
@@ -555,7 +566,11 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
         run = self._runs.get(run_id)
         if run is None:
             return None
-        return ChildOutcome(status=run.status, output=run.output, error=run.error)
+        # Follow continue-as-new to the chain's newest run, as PostgresStore does.
+        while run.continued_as is not None and run.continued_as in self._runs:
+            run = self._runs[run.continued_as]
+        followed = None if run.id == run_id else run.id
+        return ChildOutcome(status=run.status, output=run.output, error=run.error, run_id=followed)
 
     async def create_hook(
         self,
@@ -598,7 +613,7 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
         self._notify([NOTICE_WAKE])
         return run.id
 
-    async def cancel(self, run_id: str, now: datetime) -> list[str]:
+    async def cancel(self, run_id: str, now: datetime, cleanup_s: float | None = None) -> list[str]:
         root = self._open_run(run_id)
         # Walk the whole tree (through finished runs too), as the recursive CTE does.
         tree: list[_Run] = []
@@ -613,6 +628,7 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
             todo.extend(self._children.get(current, ()))
         cancelled = [r for r in tree if r.status not in TERMINAL]
         for run in cancelled:
+            self._live.pop(run.id, None)
             run.status = RunStatus.CANCELLED
             run.error = "cancelled"
             run.finished_at = now
@@ -622,6 +638,8 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
             run.ready_at = None
             run.waiting_on = []
             run.pending = None
+            if cleanup_s is not None and run.started_at is not None:
+                run.cleanup_until = now + timedelta(seconds=cleanup_s)
             events = self._events.get(run.id, {})
             seq = max(events, default=0) + 1
             self._append(
@@ -671,7 +689,7 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics):
             return None
         wanted = {(w, v) for w, v in keys}
         times: list[datetime] = []
-        for run in self._runs.values():
+        for run in self._live.values():
             if not self._matches(run, wanted):
                 continue
             if run.status in _WAITING and run.ready_at is not None:

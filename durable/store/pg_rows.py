@@ -17,7 +17,7 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RUN_COLS = (
     "id, workflow, version, status, input, output, error, parent_run_id, pending, "
     "created_at, updated_at, ready_at, tags::text AS tags, started_at, finished_at,"
-    " queue, queue_key, priority"
+    " queue, queue_key, priority, continued_as, continued_from, forked_from"
 )
 
 
@@ -56,6 +56,9 @@ def record(row: asyncpg.Record) -> RunRecord:
         queue=row["queue"],
         queue_key=row["queue_key"],
         priority=row["priority"],
+        continued_as=row["continued_as"],
+        continued_from=row["continued_from"],
+        forked_from=row["forked_from"],
     )
 
 

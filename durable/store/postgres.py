@@ -61,11 +61,12 @@ from durable.store.pg_rows import (
 )
 from durable.store.pg_rows import validate_schema as validate_schema
 from durable.store.pg_schedules import PgScheduleQueries
+from durable.store.pg_upgrades import PgUpgradeQueries
 
 _MIGRATION_LOCK = 0x64757261626C65  # "durable" as a number: one advisory lock per database
 
 
-class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics):
+class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics, PgUpgradeQueries):
     """The production store. One pool per runtime; the group committer borrows from it."""
 
     def __init__(self, dsn: str, *, schema: str = "durable", pool_size: int = 10) -> None:
@@ -540,12 +541,22 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
         return child.run_id
 
     async def child_outcome(self, run_id: str) -> ChildOutcome | None:
+        # Follow continue-as-new to the chain's newest run: a child that continued is
+        # finished only when its last run is.
         row = await self.pool.fetchrow(
-            "SELECT status, output, error FROM runs WHERE id = $1", run_id
+            "WITH RECURSIVE chain AS ("
+            " SELECT id, status, output, error, continued_as, 0 AS depth FROM runs WHERE id = $1"
+            " UNION ALL SELECT r.id, r.status, r.output, r.error, r.continued_as, c.depth + 1"
+            " FROM runs r JOIN chain c ON r.id = c.continued_as)"
+            " SELECT id, status, output, error FROM chain ORDER BY depth DESC LIMIT 1",
+            run_id,
         )
         if row is None:
             return None
-        return ChildOutcome(status=row["status"], output=row["output"], error=row["error"])
+        followed = None if row["id"] == run_id else row["id"]
+        return ChildOutcome(
+            status=row["status"], output=row["output"], error=row["error"], run_id=followed
+        )
 
     async def create_hook(
         self,
@@ -638,7 +649,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
                 await self._deliver(conn, run_id, "hook", token, hook_key(token), payload, now)
             return run_id
 
-    async def cancel(self, run_id: str, now: datetime) -> list[str]:
+    async def cancel(self, run_id: str, now: datetime, cleanup_s: float | None = None) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._status_for_update(conn, run_id)
             rows = await conn.fetch(
@@ -647,12 +658,17 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
                 " UNION ALL SELECT r.id FROM runs r JOIN tree t ON r.parent_run_id = t.id)"
                 " UPDATE runs r SET status = 'cancelled', error = 'cancelled', finished_at = $2,"
                 "  updated_at = $2, lease_owner = NULL, lease_until = NULL, ready_at = NULL,"
-                "  waiting_on = '{}', pending = NULL"
+                "  waiting_on = '{}', pending = NULL,"
+                # A run that started owes its cleanup (migration 0007): a worker replays
+                # it and raises WorkflowCancelled where it stopped, until the grace ends.
+                "  cleanup_until = CASE WHEN r.started_at IS NOT NULL AND $3::float8 IS NOT NULL"
+                "   THEN $2::timestamptz + make_interval(secs => $3::float8) END"
                 " FROM tree WHERE r.id = tree.id"
                 "  AND r.status NOT IN ('completed', 'failed', 'cancelled')"
                 " RETURNING r.id, r.parent_run_id",
                 run_id,
                 now,
+                cleanup_s,
             )
             ids = [r["id"] for r in rows]
             # The cancelled runs' rows are locked by the UPDATE above, so no worker can

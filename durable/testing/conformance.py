@@ -72,9 +72,10 @@ from durable.testing.conformance_helpers import (  # noqa: F401 - re-exported fo
     upsert,
 )
 from durable.testing.conformance_outside import OutsideOpsConformance
+from durable.testing.conformance_upgrades import UpgradeConformance
 
 
-class StoreConformance(OutsideOpsConformance, DiagnosticsConformance):
+class StoreConformance(OutsideOpsConformance, DiagnosticsConformance, UpgradeConformance):
     """Subclass as `Test...` and provide a `store` fixture (see the module docstring)."""
 
     @pytest.fixture

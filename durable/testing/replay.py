@@ -51,7 +51,7 @@ from durable.context import Context
 from durable.core.events import OP_OF_EVENT, RUN_POS, Event, EventKind, OpKind
 from durable.core.history import History
 from durable.core.state import RunState
-from durable.errors import NonDeterminismError, ValidationError, WorkflowNotFound
+from durable.errors import NonDeterminismError, ValidationError, WorkflowCancelled, WorkflowNotFound
 from durable.telemetry import RunTelemetry
 from durable.workflow import Registry, WorkflowDef
 
@@ -373,11 +373,14 @@ class ReplayExecution:
         terminal = history.terminal
         self.finished_by_code = terminal is not None and (
             terminal.kind == EventKind.RUN_COMPLETED
+            or terminal.kind == EventKind.RUN_CONTINUED
             or (
                 terminal.kind == EventKind.RUN_FAILED
                 and not str(codec.decode(terminal.payload) or "").startswith(_LIMIT_ERRORS)
             )
         )
+        # Cancelled with its cleanup run: replay delivers the cancellation where it stopped.
+        self.cleanup_owed = any(e.kind == EventKind.CLEANUP_FINISHED for e in history.events)
         self.state: RunState = _ReplayState(self, history)
         self.ctx = Context(self)
 
@@ -413,7 +416,15 @@ class ReplayExecution:
         self.stop(pos)
 
     def stop(self, pos: int) -> NoReturn:
-        """Replay ends at `pos` (history ends or waits there): the code fits so far."""
+        """Replay ends at `pos` (history ends or waits there): the code fits so far.
+
+        In a cancelled run whose cleanup was recorded, the first such point is where a
+        worker delivered WorkflowCancelled: replay does the same and goes on through
+        the cleanup's recorded steps (docs/upgrades.md).
+        """
+        if self.cleanup_owed:
+            self.cleanup_owed = False
+            raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
         if self.stopped is None:
             self.stopped = pos
         raise _Stop
@@ -473,6 +484,12 @@ class ReplayExecution:
 
     def cancellation_delivered(self) -> None:
         return None
+
+    def ensure_writable(self) -> None:
+        return None  # offline, continue_as_new then stops at check_payload: it fits
+
+    def cancel_point(self) -> None:
+        return None  # the cancellation is delivered by `stop`, where replay meets it
 
     def resolve_workflow(self, workflow: WorkflowDef | str) -> WorkflowDef:
         if isinstance(workflow, WorkflowDef):

@@ -21,7 +21,7 @@ from durable.context import Context
 from durable.core import decide
 from durable.core.events import Event, EventKind
 from durable.core.history import History, RunFailure
-from durable.core.state import DriveResult, Phase, RunAborted, RunState
+from durable.core.state import ContinueAsNew, DriveResult, Phase, RunAborted, RunState
 from durable.core.vocabulary import RunStatus
 from durable.errors import (
     DurableError,
@@ -95,6 +95,13 @@ class RunExecution:
         self.task: asyncio.Task[Any] | None = None
         self.telemetry = RunTelemetry(defn.name, defn.version, self.run_id)
         self._branches: set[asyncio.Task[Any]] = set()
+        # Cleanup of a cancelled run (see `cancel_point`): the tasks the cancellation
+        # reached, and whether it may still reach more (the loop turn of the first).
+        self.cleanup = claimed.cleanup
+        self._cancelled_tasks: set[asyncio.Task[Any]] = set()
+        self._cancel_window = True
+        if self.cleanup:
+            self.state.move(Phase.CLOSING)
         self.ctx = Context(self)
 
     # -- helpers for Context ----------------------------------------------------------
@@ -160,13 +167,36 @@ class RunExecution:
         """Write `event` (and anything buffered before it) durably, via group commit."""
         events = [*self.buffer, event]
         self.buffer = []
+        if self.cleanup:
+            await self._cleanup_write(events, done=False)
+            return
         await self._submit(events=events)
 
     async def flush(self) -> None:
         if self.buffer:
             events = self.buffer
             self.buffer = []
+            if self.cleanup:
+                await self._cleanup_write(events, done=False)
+                return
             await self._submit(events=events)
+
+    async def _cleanup_write(self, events: list[Event], *, done: bool) -> None:
+        """A cancelled run's cleanup writes past the group commit (which only writes
+        running runs): fenced, and only while its cleanup is still owed."""
+        if self.state.phase is _DEAD:
+            raise RunAborted
+        try:
+            accepted = await self.store.append_cleanup(
+                self.run_id, self.fence, events, self.now(), done=done
+            )
+        except Exception as exc:
+            log.warning("run %s: cleanup write failed: %s", self.run_id, exc)
+            self.abandon()
+            raise RunAborted from exc
+        if not accepted:
+            self.abandon()
+            raise RunAborted
 
     async def _submit(self, **kwargs: Any) -> bool:
         state = self.state
@@ -221,7 +251,7 @@ class RunExecution:
         if self.state.halted:
             raise RunAborted
         if self.state.phase is Phase.CLOSING:
-            raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
+            raise self._cancelled()
 
     async def take_message(
         self, kind: str, name: str, make_event: Callable[[bytes | None], Event]
@@ -273,7 +303,7 @@ class RunExecution:
     ) -> None:
         """Wait until the run is woken again; the run may suspend meanwhile."""
         if self.state.phase is Phase.CLOSING:
-            raise WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
+            raise self._cancelled()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._parked[pos] = (future, PendingWait(kind, name, until), key)
         self.active -= 1
@@ -291,8 +321,44 @@ class RunExecution:
             self.state.check_deadline(self.now())
 
     async def wait_until(self, pos: int, kind: str, name: str, until: datetime) -> None:
+        if self.cleanup and kind == "retry" and self.state.phase is Phase.CLOSING:
+            # A cleanup step's retry: the cleanup cannot suspend, so it waits here
+            # (bounded by the cancel grace, which ends the whole cleanup).
+            self.cancel_point()
+            delay = (until - self.now()).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return
         while self.now() < until:
             await self.park(pos, kind, name, until, None)
+
+    def cancel_point(self) -> None:
+        """Where a cancelled run's replay meets what history cannot answer.
+
+        The cancellation is delivered (WorkflowCancelled) to every task of the run that
+        reaches such a point in the loop turn of the first one: the tasks of a gather
+        reach their open operations together, as a cancelled coroutine's branches would
+        all be cancelled. After that turn, and in a task that already received it,
+        operations are the cleanup code's own: they run and are recorded.
+        """
+        if self.state.phase is not Phase.CLOSING:
+            return
+        task = asyncio.current_task()
+        if task in self._cancelled_tasks or not self._cancel_window:
+            return
+        raise self._cancelled()
+
+    def _cancelled(self) -> WorkflowCancelled:
+        """The WorkflowCancelled delivered to the current task (waits always get one)."""
+        if self._cancel_window and not self._cancelled_tasks:
+            asyncio.get_running_loop().call_soon(self._close_cancel_window)
+        task = asyncio.current_task()
+        if task is not None:
+            self._cancelled_tasks.add(task)
+        return WorkflowCancelled(f"run {self.run_id!r} was cancelled", run_id=self.run_id)
+
+    def _close_cancel_window(self) -> None:
+        self._cancel_window = False
 
     # -- driving ----------------------------------------------------------------------
 
@@ -313,6 +379,8 @@ class RunExecution:
 
     async def drive(self) -> DriveResult:
         """Run until the workflow finishes, suspends or must be abandoned."""
+        if self.cleanup:
+            return await self._drive_cleanup()
         state = self.state
         with self.telemetry.attempt():
             if self.task is None:
@@ -335,6 +403,55 @@ class RunExecution:
                     return await self._finish()
                 if self.active == 0 and self._parked and await self._stays_idle():
                     return await self._suspend()
+
+    async def _drive_cleanup(self) -> DriveResult:
+        """Run a cancelled run's cleanup: replay to where it stopped, deliver
+        WorkflowCancelled there, let its cleanup code run (recorded) until it ends or
+        the cancel grace (`state.deadline`) passes, then record `cleanup_finished`."""
+        state = self.state
+        deadline = state.deadline
+        self.task = asyncio.create_task(self._main(), name=f"durable-cleanup-{self.run_id}")
+        self.task.add_done_callback(self._task_done)
+        outcome = "completed"
+        try:
+            async with asyncio.timeout(
+                None if deadline is None else max((deadline - self.now()).total_seconds(), 0)
+            ):
+                while not self.task.done() and state.failure is None:
+                    if state.phase is _DEAD:
+                        return DriveResult.ABANDONED
+                    await self._idle.wait()
+                    self._idle.clear()
+        except TimeoutError:
+            outcome = "cancel_grace expired"
+        if not self.task.done():
+            self.task.cancel()
+            await asyncio.wait({self.task}, timeout=1.0)
+        self._stop_branches()
+        if state.phase is _DEAD:
+            return DriveResult.ABANDONED
+        events: list[Event] = []
+        if state.failure is not None:
+            expired = deadline is not None and self.now() >= deadline
+            outcome = "cancel_grace expired" if expired else state.failure
+            if state.failure_event:
+                events = self.buffer
+        else:
+            events = self.buffer
+            exc = None if self.task.cancelled() else self.task.exception()
+            if isinstance(exc, RunAborted):
+                return DriveResult.ABANDONED
+            if exc is not None and not isinstance(exc, WorkflowCancelled | ContinueAsNew):
+                outcome = f"failed: {type(exc).__name__}: {exc}"
+        self.buffer = []
+        end = state.run_event(
+            EventKind.CLEANUP_FINISHED, decide.cleanup_payload(outcome), self.now()
+        )
+        try:
+            await self._cleanup_write([*events, end], done=True)
+        except RunAborted:
+            return DriveResult.ABANDONED
+        return DriveResult.FINISHED
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         # Mark the outcome as seen: an evicted or abandoned coroutine's exit is expected.
@@ -415,6 +532,8 @@ class RunExecution:
             exc = task.exception()
             if isinstance(exc, RunAborted):
                 return DriveResult.ABANDONED
+            if isinstance(exc, ContinueAsNew):
+                return await self._continue(exc.input)
             events = self.buffer
             if exc is None and state.unawaited(self.entered) > 0:
                 finish = self._failed(await self._unawaited_reason())
@@ -456,6 +575,50 @@ class RunExecution:
         recorded = {e.pos: f"{e.kind} {e.name!r}" for e in reversed(events) if e.pos >= 0}
         missing = [p for p in range(self.state.next_pos) if p not in recorded]
         return self.state.unawaited_reason(missing, recorded)
+
+    async def _continue(self, data: bytes) -> DriveResult:
+        """Continue-as-new: end this run and insert its successor in one store call."""
+        executor = self.executor
+        new_id = new_run_id()
+        events = [
+            *self.buffer,
+            self.state.run_event(
+                EventKind.RUN_CONTINUED, decide.continued_payload(new_id), self.now()
+            ),
+        ]
+        self.buffer = []
+        # Local dispatch, as for triggers: the successor is inserted leased to this
+        # worker and starts without a claim query (what keeps long chains fast).
+        local = executor.claiming and executor.reserve(self.defn)
+        new = NewRun(
+            run_id=new_id,
+            workflow=self.defn.name,
+            version=self.defn.version,
+            input=data,
+            created_at=self.now(),
+            deadline_s=self.defn.execution_timeout,
+            owner=executor.owner if local else None,
+            lease_s=executor.lease_s,
+            continued_from=self.run_id,
+        )
+        try:
+            created = await self.store.continue_run(
+                self.run_id, self.fence, events, new, self.now()
+            )
+        except Exception as exc:
+            if local:
+                executor.unreserve()
+            if not isinstance(exc, FenceLost):
+                log.warning("run %s: continue-as-new failed: %s", self.run_id, exc)
+            self.abandon()
+            return DriveResult.ABANDONED
+        if local:
+            if created.claimed is not None:
+                executor.start_reserved(created.claimed)
+            else:
+                executor.unreserve()
+        self.outcome = None  # result() waiters re-read the run and follow continued_as
+        return DriveResult.FINISHED
 
     def _failed(
         self, error: str, *, with_event: bool = True, traceback: str | None = None
@@ -503,16 +666,3 @@ class RunExecution:
             if not future.done():
                 future.cancel()
         self.dispose()
-
-    def cancel_by_user(self) -> None:
-        """The run was cancelled: deliver CancelledError into the workflow for its cleanup.
-
-        Cleanup code may still run steps (unrecorded); waits raise WorkflowCancelled.
-        Idempotent: the canceller and its NOTIFY both land here, and a second cancel
-        would interrupt the cleanup itself.
-        """
-        if not self.state.move(Phase.CLOSING):
-            return
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-        self._idle.set()

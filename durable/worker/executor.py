@@ -79,6 +79,10 @@ class Executor:
         self._noticed = False
         self._urgent = asyncio.Event()
         self._started_at = clock.now()
+        # Cleanups of cancelled runs are claimed by a separate query, run when a cancel
+        # notice arrived and otherwise every few poll intervals (cheap: a partial index).
+        self._cleanup_due = True
+        self._cleanup_checked: datetime | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -144,11 +148,26 @@ class Executor:
             timeout = min(timeout, (self._timers[0] - now).total_seconds())
         return max(timeout, 0.0)
 
+    @property
+    def claiming(self) -> bool:
+        """True while the claim loop runs (a worker runtime that is not stopping)."""
+        return self._loop_task is not None and not self._stopping
+
     def cancel_local(self, run_id: str) -> None:
-        """A NOTIFY said `run_id` was cancelled: stop its live coroutine here."""
-        execution = self.active.get(run_id) or self.sticky.pop(run_id, None)
-        if execution is not None:
-            execution.cancel_by_user()
+        """A notice said `run_id` was cancelled: drop its live coroutine here.
+
+        Its cleanup is not run in this coroutine: some worker claims the cancelled run
+        (`Store.claim_cleanups`), replays it and raises WorkflowCancelled where it
+        stopped, so the cleanup runs exactly once wherever the run was.
+        """
+        execution = self.active.get(run_id)
+        if execution is not None and not execution.cleanup:
+            execution.evict()
+        sticky = self.sticky.pop(run_id, None)
+        if sticky is not None:
+            sticky.evict()
+        self._cleanup_due = True
+        self._wake.set()
 
     # -- claiming ---------------------------------------------------------------------
 
@@ -184,13 +203,14 @@ class Executor:
         self._noticed = False  # this claim serves every notice received so far
         _, queued = self.registry.claim_plan()
         limit = min(free, self.claim_batch)
+        now = self.clock.now()
         # Every registered pair, queued or not: `claim` takes only runs stored without a
         # queue, which includes runs created before their workflow gained one.
         claimed = await self.store.claim(
             owner=self.owner,
             keys=self.registry.keys(),
             limit=limit,
-            now=self.clock.now(),
+            now=now,
             lease_s=self.lease_s,
             exclude=list(exclude),
         )
@@ -208,9 +228,29 @@ class Executor:
                 lease_s=self.lease_s,
                 exclude=list(exclude),
             )
+        if len(claimed) < limit and self._cleanups_due(now):
+            claimed += await self.store.claim_cleanups(
+                owner=self.owner,
+                keys=self.registry.keys(),
+                limit=limit - len(claimed),
+                now=now,
+                exclude=list(exclude),
+            )
         for c in claimed:
             self._start(c)
         return [c.run_id for c in claimed]
+
+    def _cleanups_due(self, now: datetime) -> bool:
+        last = self._cleanup_checked
+        if (
+            self._cleanup_due
+            or last is None
+            or (now - last).total_seconds() >= 5 * (self.poll_interval)
+        ):
+            self._cleanup_due = False
+            self._cleanup_checked = now
+            return True
+        return False
 
     def _forget_task(self, task: asyncio.Task[None]) -> None:
         run_id = self._tasks.pop(task, None)
@@ -288,6 +328,7 @@ class Executor:
                 execution is not None
                 and execution.fence + 1 == claimed.fence
                 and not execution.dead
+                and not claimed.cleanup
             ):
                 execution.resume(claimed)
             else:
@@ -342,6 +383,7 @@ class Executor:
     async def run_pass(self) -> int:
         """One sweep: execute every runnable run, each at most once; return how many."""
         seen: set[str] = set()
+        self._cleanup_due = True
         while True:
             started = await self.claim_and_start(exclude=seen)
             seen.update(started)
@@ -378,7 +420,9 @@ class Executor:
             if not first:
                 await asyncio.sleep(interval)
             first = False
-            held = list(self.active.values())
+            # Cleanup leases last their whole grace (and the group commit renews only
+            # running runs), so they are not renewed here.
+            held = [e for e in self.active.values() if not e.cleanup]
             extends = [Extend(e.run_id, e.fence) for e in held]
             lost: set[str] = set()
             try:

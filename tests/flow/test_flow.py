@@ -239,6 +239,7 @@ def test_one_queue_name_one_set_of_limits() -> None:
     b = _job(Queue("same", concurrency=2), name="b")
     with pytest.raises(ValidationError, match="same"):
         Runtime("memory://", workflows=[a, b])
+
     async def plain(ctx: Context, inp: Any) -> Any:
         return inp
 

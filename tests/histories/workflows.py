@@ -18,6 +18,8 @@ from durable import (
     workflow,
 )
 
+from .upgrade_workflows import ALL as UPGRADE_WORKFLOWS
+
 # Step bodies that must never run when a recorded history is replayed; a test swaps them.
 CALLS: list[str] = []
 
@@ -213,5 +215,6 @@ WORKFLOWS = [
     recorded_values,
     cancellable,
     drifting,
+    *UPGRADE_WORKFLOWS,  # patch_marker, run_continued, cleanup_finished (record_upgrades.py)
 ]
 """The current code: every recorded history must fit these."""

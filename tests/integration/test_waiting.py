@@ -256,11 +256,21 @@ async def test_cancel_running_run_lets_cleanup_run(make_rt: MakeRuntime) -> None
         with pytest.raises(WorkflowCancelled):
             await h.result(timeout=5)
         async with asyncio.timeout(5):
-            while not cleaned:
+            while True:
+                info = await rt.get_run(h.run_id)
+                if info.history[-1].kind == "cleanup_finished":
+                    break
                 await asyncio.sleep(0.02)
-        info = await rt.get_run(h.run_id)
+        # The in-flight step is not recorded; the cleanup step is, exactly once, after
+        # the cancellation (a worker replayed the run and raised WorkflowCancelled).
         assert info.status == "cancelled"
-        assert [e.kind for e in info.history] == ["run_cancelled"]
+        assert cleaned == ["done"]
+        assert [(e.kind, e.name) for e in info.history] == [
+            ("run_cancelled", ""),
+            ("step_completed", "cleanup"),
+            ("cleanup_finished", ""),
+        ]
+        assert info.history[-1].payload == "completed"
 
 
 async def test_emit_event_and_get_events(make_rt: MakeRuntime) -> None:
