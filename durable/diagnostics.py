@@ -135,6 +135,10 @@ class FailureOps:
             )
         if self._executor is not None:
             await self._executor.settled(run_id)
+        # Outcomes of the failed attempt this process still holds must not answer for
+        # the retried run.
+        self._outcomes.pop(run_id, None)
+        self._watched.pop(run_id, None)
         events = await self.store.load_events(run_id)
         drop = retry_cut(events, rec.error)
         last = max((e.seq for e in events), default=0)

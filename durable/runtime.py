@@ -71,7 +71,9 @@ class RunHandle:
         TimeoutError when `timeout` passes first (the run is left alone).
         """
         seconds = None if timeout is None else parse_duration(timeout)
-        done = self._outcome
+        # An outcome this process handed over is used once: a later call (say after
+        # `rt.retry` re-opened the run) asks again.
+        done, self._outcome = self._outcome, None
         run_id = self.run_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (seconds or 0.0)
@@ -79,6 +81,7 @@ class RunHandle:
             status, output, error = done.status, done.output, done.error
         else:
             status, output, error = await wait_or_explain(self._rt, run_id, seconds)
+            self._outcome = None  # a hand-over that raced this wait is answered already
         # A run that continued as new ends completed with no output at all (a returned
         # None is stored encoded): follow it to the chain's last run.
         while status == RunStatus.COMPLETED and output is None:

@@ -20,6 +20,7 @@ class MemoryDiagnostics:
     """Mixin of MemoryStore: retry in place, leases, worker rows, schema check."""
 
     _runs: dict[str, Any]
+    _live: dict[str, Any]
     _events: dict[str, dict[int, Event]]
 
     @property
@@ -58,6 +59,7 @@ class MemoryDiagnostics:
         run.waiting_on = []
         run.pending = None
         run.fence += 1
+        self._live[run_id] = run  # claimable again
         self._notify([NOTICE_WAKE])
         return str(run.status)
 
