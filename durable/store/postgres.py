@@ -8,8 +8,9 @@ schema, so the SQL itself names tables unqualified.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from durable.core.vocabulary import (
 )
 from durable.errors import FenceLost, RunClosed, RunNotFound, ValidationError
 from durable.redact import redact_dsn
+from durable.store import pg_partitions
 from durable.store.base import (
     TERMINAL,
     Batch,
@@ -42,6 +44,7 @@ from durable.store.base import (
 from durable.store.outside_sql import OutsideOps
 from durable.store.pg_listener import PgListener
 from durable.store.pg_schedules import PgScheduleQueries
+from durable.store.sql_split import split_sql
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x64757261626C65  # "durable" as a number: one advisory lock per database
@@ -140,6 +143,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps):
         self.channel = channel_for(self.schema)
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        self._maintained_at: float | None = None  # time.monotonic() of the last maintain
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -203,10 +207,32 @@ class PostgresStore(PgScheduleQueries, OutsideOps):
                 version = int(f.name.split("_", 1)[0])
                 if version in applied:
                     continue
-                await conn.execute(f.read_text())
+                # One statement at a time: Citus refuses a multi-statement string.
+                for statement in split_sql(f.read_text()):
+                    await conn.execute(statement)
                 await conn.execute(
                     "INSERT INTO migrations (version, name) VALUES ($1, $2)", version, f.name
                 )
+            await pg_partitions.ensure_partitions(conn, self.schema, datetime.now(UTC).date())
+        self._maintained_at = time.monotonic()
+
+    async def maintain(self) -> None:
+        """Create the history partitions ahead (pg_partitions), at most once an hour.
+
+        Partitions follow real time (run ids carry the wall clock), not a test clock.
+        """
+        now = time.monotonic()
+        every = pg_partitions.MAINTAIN_EVERY.total_seconds()
+        if self._maintained_at is not None and now - self._maintained_at < every:
+            return
+        async with self.pool.acquire() as conn:
+            await pg_partitions.ensure_partitions(conn, self.schema, datetime.now(UTC).date())
+        self._maintained_at = now
+
+    async def purge_partitions(self, before: datetime) -> int:
+        """Drop whole history partitions whose every run ended before `before`."""
+        async with self.pool.acquire() as conn:
+            return await pg_partitions.drop_expired(conn, self.schema, before)
 
     # -- runs -------------------------------------------------------------------------
 

@@ -275,6 +275,10 @@ class Executor:
         interval = max(self.lease_s / 3, 0.05)
         while True:
             await asyncio.sleep(interval)
+            try:
+                await self.store.maintain()  # history partitions ahead; at most hourly
+            except Exception as exc:
+                log.warning("store maintenance failed: %s", exc)
             held = list(self.active.values())
             if not held:
                 continue
