@@ -113,11 +113,26 @@ async def ensure_partitions(
     are skipped. Runs in its own transaction (a savepoint when called inside one).
     """
     created: list[str] = []
+    try:
+        await _ensure(conn, schema, today, ahead, created)
+    except asyncpg.LockNotAvailableError as exc:
+        # A busy table: nothing was changed; the next call (hourly, or on restart) retries.
+        log.warning("schema %s: history partitions not created now: %s", schema, exc)
+        return []
+    if created:
+        log.info("schema %s: created history partitions %s", schema, ", ".join(created))
+    return created
+
+
+async def _ensure(
+    conn: asyncpg.Connection, schema: str, today: date, ahead: int, created: list[str]
+) -> None:
     async with conn.transaction():
         await _lock(conn, schema)
         if not await is_partitioned(conn):
-            return created
+            return
         await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        await _drop_empty_legacy(conn)
         for table in PARTITIONED:
             parts = await list_partitions(conn, table)
             for offset in range(ahead + 1):
@@ -132,9 +147,24 @@ async def ensure_partitions(
                 )
                 parts.append(Partition(name, low, high))
                 created.append(name)
-    if created:
-        log.info("schema %s: created history partitions %s", schema, ", ".join(created))
-    return created
+
+
+async def _drop_empty_legacy(conn: asyncpg.Connection) -> None:
+    """Drop the `<table>_legacy` partitions (migration 0009) once they hold no row.
+
+    On a new database they are empty from the start, so day partitions begin today.
+    Locked first, so nothing can be written into them between the check and the drop.
+    """
+    legacy = [f"{t}_legacy" for t in PARTITIONED]
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", legacy[0]):
+        return
+    names = ", ".join(f'"{n}"' for n in legacy)
+    rows = " OR ".join(f"EXISTS (SELECT 1 FROM {n})" for n in names.split(", "))  # noqa: S608
+    if await conn.fetchval(f"SELECT {rows}"):
+        return  # the usual case after an upgrade: no lock taken
+    await conn.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+    if not await conn.fetchval(f"SELECT {rows}"):
+        await conn.execute(f"DROP TABLE {names}")
 
 
 def _overlaps(p: Partition, low: str, high: str) -> bool:

@@ -18,66 +18,59 @@
 -- In place: the existing table is renamed `<table>_legacy` and attached as the range
 -- partition (MINVALUE, start of tomorrow UTC), after moving out the few rows of ids
 -- above that bound; attaching reuses its primary-key index and only scans it once (no
--- copy). An empty table (a new database) is dropped instead. `inbox` (rows deleted as
+-- copy). On a new database it is empty, and is dropped by the first purge.
+-- Top-level statements only (no DO block): Citus places a table created inside a
+-- plpgsql block on the coordinator instead of with the schema. Every statement runs in
+-- the migration's transaction, so now() (the bound below) is the same in all of them. `inbox` (rows deleted as
 -- they are consumed), `hooks` (looked up by token) and `runs` (global unique id and
 -- idempotency key) stay unpartitioned: see docs/operations.md.
-DO $$
-DECLARE
-    cut text := lpad(to_hex((extract(epoch FROM
-        date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day') * 1000)::bigint), 12, '0');
-    legacy_rows boolean;
-BEGIN
-    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass('events')) = 'r' THEN
-        ALTER TABLE events RENAME TO events_legacy;
-        CREATE TABLE events (
-            run_id     text NOT NULL,
-            seq        integer NOT NULL,
-            pos        integer NOT NULL,
-            kind       text NOT NULL,
-            name       text NOT NULL,
-            payload    bytea,
-            created_at timestamptz NOT NULL,
-            CONSTRAINT events_run_seq PRIMARY KEY (run_id, seq)
-        ) PARTITION BY RANGE (run_id);
-        CREATE TABLE events_default PARTITION OF events DEFAULT;
-        legacy_rows := EXISTS (SELECT 1 FROM events_legacy);
-        IF legacy_rows THEN
-            WITH moved AS (DELETE FROM events_legacy WHERE run_id >= cut RETURNING *)
-            INSERT INTO events SELECT * FROM moved;
-            EXECUTE format('ALTER TABLE events ATTACH PARTITION events_legacy'
-                           ' FOR VALUES FROM (MINVALUE) TO (%L)', cut);
-        ELSE
-            DROP TABLE events_legacy;
-        END IF;
-    END IF;
+ALTER TABLE events RENAME TO events_legacy;
+CREATE TABLE events (
+    run_id     text NOT NULL,
+    seq        integer NOT NULL,
+    pos        integer NOT NULL,
+    kind       text NOT NULL,
+    name       text NOT NULL,
+    payload    bytea,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT events_run_seq PRIMARY KEY (run_id, seq)
+) PARTITION BY RANGE (run_id);
+CREATE TABLE events_default PARTITION OF events DEFAULT;
+WITH moved AS (
+    DELETE FROM events_legacy
+     WHERE run_id >= lpad(to_hex((extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')
+                                  + interval '1 day') * 1000)::bigint), 12, '0')
+    RETURNING *)
+INSERT INTO events SELECT * FROM moved;
+ALTER TABLE events ATTACH PARTITION events_legacy FOR VALUES FROM (MINVALUE)
+    TO (lpad(to_hex((extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')
+                     + interval '1 day') * 1000)::bigint), 12, '0'));
 
-    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = to_regclass('run_events')) = 'r' THEN
-        ALTER TABLE run_events RENAME TO run_events_legacy;
-        CREATE TABLE run_events (
-            id         bigint NOT NULL DEFAULT nextval('run_events_id_seq'),
-            run_id     text NOT NULL,
-            type       text NOT NULL,
-            payload    bytea,
-            created_at timestamptz NOT NULL,
-            CONSTRAINT run_events_run_id PRIMARY KEY (run_id, id)
-        ) PARTITION BY RANGE (run_id);
-        -- The sequence follows the new table, so dropping the old one cannot take it.
-        ALTER SEQUENCE run_events_id_seq OWNED BY run_events.id;
-        CREATE TABLE run_events_default PARTITION OF run_events DEFAULT;
-        legacy_rows := EXISTS (SELECT 1 FROM run_events_legacy);
-        IF legacy_rows THEN
-            WITH moved AS (DELETE FROM run_events_legacy WHERE run_id >= cut RETURNING *)
-            INSERT INTO run_events (id, run_id, type, payload, created_at)
-            SELECT id, run_id, type, payload, created_at FROM moved;
-            -- A partition's primary key must be the parent's (run_id, id).
-            ALTER TABLE run_events_legacy DROP CONSTRAINT run_events_pkey;
-            EXECUTE format('ALTER TABLE run_events ATTACH PARTITION run_events_legacy'
-                           ' FOR VALUES FROM (MINVALUE) TO (%L)', cut);
-            -- The (run_id, id) primary key serves what this index did.
-            DROP INDEX IF EXISTS run_events_run;
-        ELSE
-            DROP TABLE run_events_legacy;
-        END IF;
-    END IF;
-END;
-$$;
+ALTER TABLE run_events RENAME TO run_events_legacy;
+CREATE TABLE run_events (
+    id         bigserial NOT NULL,
+    run_id     text NOT NULL,
+    type       text NOT NULL,
+    payload    bytea,
+    created_at timestamptz NOT NULL,
+    CONSTRAINT run_events_run_id PRIMARY KEY (run_id, id)
+) PARTITION BY RANGE (run_id);
+-- The new table's own sequence continues the old one (which the old table keeps: Citus
+-- cannot move a sequence's owner). No table is read here, so Citus runs it locally.
+SELECT setval(pg_get_serial_sequence('run_events', 'id'),
+              nextval(pg_get_serial_sequence('run_events_legacy', 'id')), false);
+CREATE TABLE run_events_default PARTITION OF run_events DEFAULT;
+WITH moved AS (
+    DELETE FROM run_events_legacy
+     WHERE run_id >= lpad(to_hex((extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')
+                                  + interval '1 day') * 1000)::bigint), 12, '0')
+    RETURNING *)
+INSERT INTO run_events (id, run_id, type, payload, created_at)
+SELECT id, run_id, type, payload, created_at FROM moved;
+-- A partition's primary key must be the parent's (run_id, id), which also serves what
+-- run_events_run did.
+ALTER TABLE run_events_legacy DROP CONSTRAINT run_events_pkey;
+DROP INDEX IF EXISTS run_events_run;
+ALTER TABLE run_events ATTACH PARTITION run_events_legacy FOR VALUES FROM (MINVALUE)
+    TO (lpad(to_hex((extract(epoch FROM date_trunc('day', now() AT TIME ZONE 'UTC')
+                     + interval '1 day') * 1000)::bigint), 12, '0'));
