@@ -122,6 +122,18 @@ def _leased(run: NewRun, now: datetime, deadline: datetime | None) -> ClaimedRun
     )
 
 
+def _settings(schema: str) -> dict[str, str]:
+    """Session settings of every connection. On a Citus coordinator, shard tables are
+    hidden from pg_class by a per-row filter that makes asyncpg's type introspection take
+    seconds per new connection; durable never looks for shards, so it turns that off
+    (a dotted name is an inert placeholder on plain PostgreSQL)."""
+    return {
+        "search_path": schema,
+        "application_name": "durable",
+        "citus.override_table_visibility": "off",
+    }
+
+
 class _Connection(asyncpg.Connection):  # type: ignore[misc]
     """Pool connections skip asyncpg's reset-on-release round trip.
 
@@ -158,7 +170,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps):
                 min_size=1,
                 max_size=self.pool_size,
                 connection_class=_Connection,
-                server_settings={"search_path": self.schema, "application_name": "durable"},
+                server_settings=_settings(self.schema),
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise ConnectionError(
@@ -173,7 +185,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps):
     async def connect_listener(self) -> asyncpg.Connection:
         """A dedicated connection for LISTEN; pool connections must not hold listeners."""
         conn: asyncpg.Connection = await asyncpg.connect(
-            self.dsn, server_settings={"search_path": self.schema, "application_name": "durable"}
+            self.dsn, server_settings=_settings(self.schema)
         )
         return conn
 
