@@ -171,7 +171,9 @@ def _overlaps(p: Partition, low: str, high: str) -> bool:
     return (p.low is None or p.low < high) and (p.high is None or low < p.high)
 
 
-async def drop_expired(conn: asyncpg.Connection, schema: str, before: datetime) -> int:
+async def drop_expired(
+    conn: asyncpg.Connection, schema: str, before: datetime, today: date | None = None
+) -> int:
     """Drop the partitions whose every run ended before `before`; return runs deleted.
 
     Only partitions whose id range ends before the cutoff's day are candidates (a run
@@ -180,7 +182,10 @@ async def drop_expired(conn: asyncpg.Connection, schema: str, before: datetime) 
     """
     if not await is_partitioned(conn):
         return 0
-    cutoff_id = id_at(before)
+    # Never today's or later partitions, even for a cutoff in the future (a test's
+    # virtual clock): run ids carry the real time, so those still receive new runs.
+    # (`today` is for tests that pretend a later day.)
+    cutoff_id = min(id_at(before), id_bound(today or datetime.now(UTC).date()))
     twins = {t: {p.low: p for p in await list_partitions(conn, t)} for t in PARTITIONED[1:]}
     total = 0
     for part in await list_partitions(conn, PARTITIONED[0]):

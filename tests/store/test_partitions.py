@@ -187,7 +187,15 @@ async def test_existing_database_is_converted_in_place(
         assert await rt.purge_runs("30d") == 4
         assert await db.fetchval("SELECT to_regclass('events_legacy') IS NOT NULL")
     # Once every run below its bound has ended before the cutoff, it is dropped whole.
-    assert await store.purge_partitions(datetime.now(UTC) + timedelta(days=1)) == 1
+    # Not while today's runs can still be created into it...
+    assert await store.purge_partitions(datetime.now(UTC) + timedelta(days=1)) == 0
+    # ...but from tomorrow on (pretended here), once they have all ended.
+    async with store.pool.acquire() as conn:
+        later = datetime.now(UTC) + timedelta(days=1)
+        dropped = await pg_partitions.drop_expired(
+            conn, schema, later, today=TODAY + timedelta(days=1)
+        )
+    assert dropped == 1
     assert not await db.fetchval("SELECT to_regclass('events_legacy') IS NOT NULL")
     assert not await db.fetchval("SELECT to_regclass('run_events_legacy') IS NOT NULL")
     assert await db.fetchval("SELECT count(*) FROM runs") == 0
