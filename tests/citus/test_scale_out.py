@@ -104,6 +104,11 @@ async def test_schemas_on_both_workers_complete_every_run(schemas: list[str]) ->
                 )
                 for name in schemas
             ]
+            distributed = {
+                r["name"]
+                for r in await conn.fetch("SELECT schema_name::text AS name FROM citus_schemas")
+            }
+            assert set(schemas) <= distributed  # each a distributed schema (citus_schemas)
             placed = await spread(conn, schemas)
             print("placement (schema: worker ports):", {k: sorted(v) for k, v in placed.items()})
             # Each schema whole on one node; the four together on both workers.
