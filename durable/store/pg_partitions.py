@@ -37,8 +37,9 @@ AHEAD_DAYS = 7
 """Days of partitions created ahead of today."""
 MAINTAIN_EVERY = timedelta(hours=1)
 """How often a worker re-checks that the partitions ahead exist."""
-LOCK_TIMEOUT = "2s"
-"""How long partition DDL waits for a table lock before giving up (and retrying later)."""
+LOCK_TIMEOUT = "500ms"
+"""How long partition DDL waits for a table lock before giving up (and retrying later):
+short, because writers queue behind a waiting exclusive lock."""
 
 _BOUND = re.compile(r"FOR VALUES FROM \((MINVALUE|'[^']*')\) TO \((MAXVALUE|'[^']*')\)")
 
