@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.durable-installed
 # Lint only the folders that exist yet (ruff errors on missing paths).
 LINT_PATHS := $(wildcard durable tests benchmarks examples)
 
-.PHONY: help install demo test test-faults chaos lint typecheck format bench bench-smoke \
+.PHONY: help install demo test test-citus test-faults chaos lint typecheck format bench bench-smoke \
 	db-up db-down clean browser-deps
 
 help: ## Show this list of targets
@@ -48,6 +48,10 @@ browser-deps: ## Install Debian's chromium for the dashboard's browser test when
 		else \
 			echo "no chromium and no root apt-get: the browser test will skip"; \
 		fi; }
+
+# Not part of `test`: it installs Citus (root) and runs a 3-node cluster for ~2 minutes.
+test-citus: install ## Scale-out tests on a local Citus cluster (../shared/citus; skips if missing)
+	bash tests/citus/run.sh
 
 test-faults: install ## Run the long fault-injection (chaos) tests only
 	$(PYTEST) -q -m faults

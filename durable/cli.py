@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 import msgspec
 
+from durable import cli_schemas
 from durable.cli_app import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="development: restart the worker when the app's files change "
         "(needs durable-pg[reload])",
     )
+    cli_schemas.add_arguments(p)
     p.set_defaults(handler=_cmd_worker)
 
     runs = sub.add_parser("runs", help="list, show, export or purge runs")
@@ -708,12 +710,17 @@ def _cmd_worker_reload(args: argparse.Namespace) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     _setup_logging(getattr(logging, args.log_level))
-    if args.reload:
+    schemas = cli_schemas.requested(args)
+    if len(schemas) == 1:
+        args.schema = schemas[0]
+    if args.reload and len(schemas) < 2:
         return _cmd_worker_reload(args)
     env_dsn = _cli_dsn(args)
     if env_dsn:
         _remember_secrets(env_dsn)
     app = load_app(args.app)
+    if len(schemas) > 1:  # one process serving several schemas: durable/cli_schemas.py
+        return cli_schemas.run(app, args, schemas)
     rt, dsn = _worker_runtime(app, args)
     _remember_secrets(dsn)
     try:

@@ -726,7 +726,7 @@ class Runtime(RuntimeOps, FailureOps):
         large purge never holds long locks. Returns how many runs were deleted.
         """
         cutoff = self.clock.now() - timedelta(seconds=parse_duration(older_than))
-        total = 0
+        total = await self.store.purge_partitions(cutoff)  # whole partitions first
         while True:
             n = await self.store.purge(cutoff, batch)
             total += n

@@ -541,6 +541,18 @@ class Store(Protocol):
         own; a run whose parent has not ended is kept. Returns how many were deleted."""
         ...
 
+    async def purge_partitions(self, before: datetime) -> int:
+        """Retention by whole storage units: drop those whose every run ended before
+        `before` (PostgreSQL: day partitions of the history), deleting those runs.
+        Returns how many runs went; a store without such units returns 0 and leaves
+        everything to `purge`."""
+        ...
+
+    async def maintain(self) -> None:
+        """Periodic upkeep a worker calls from its heartbeat (PostgreSQL: create the
+        history partitions ahead). Cheap when there is nothing to do; idempotent."""
+        ...
+
     async def next_ready_at(self, keys: Sequence[tuple[str, str]]) -> datetime | None:
         """The earliest time a run of `keys` becomes claimable (a `ready_at` of a
         pending/suspended run, or a lease expiry), or None. Used for time skipping."""

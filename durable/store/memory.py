@@ -652,6 +652,13 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics, MemoryUpgrad
         self._notify(notes)
         return [r.id for r in cancelled]
 
+    async def purge_partitions(self, before: datetime) -> int:
+        """No partitions in memory: `purge` does all the work."""
+        return 0
+
+    async def maintain(self) -> None:
+        """Nothing to maintain in memory."""
+
     async def purge(self, before: datetime, limit: int) -> int:
         def open_parent(run: _Run) -> bool:
             parent = self._runs.get(run.parent_run_id) if run.parent_run_id else None

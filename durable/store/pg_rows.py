@@ -105,3 +105,15 @@ class Connection(asyncpg.Connection):  # type: ignore[misc]
 
     def get_reset_query(self) -> str:
         return ""
+
+
+def settings(schema: str) -> dict[str, str]:
+    """Session settings of every connection. On a Citus coordinator, shard tables are
+    hidden from pg_class by a per-row filter that makes asyncpg's type introspection take
+    seconds per new connection; durable never looks for shards, so it turns that off
+    (a dotted name is an inert placeholder on plain PostgreSQL)."""
+    return {
+        "search_path": schema,
+        "application_name": "durable",
+        "citus.override_table_visibility": "off",
+    }

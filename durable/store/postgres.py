@@ -8,8 +8,9 @@ schema, so the SQL itself names tables unqualified.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from durable.core.vocabulary import (
 )
 from durable.errors import FenceLost, RunClosed, RunNotFound
 from durable.redact import redact_dsn
+from durable.store import pg_partitions
 from durable.store.base import (
     TERMINAL,
     Batch,
@@ -59,9 +61,11 @@ from durable.store.pg_rows import (
 from durable.store.pg_rows import (
     record as _record,
 )
+from durable.store.pg_rows import settings as _settings
 from durable.store.pg_rows import validate_schema as validate_schema
 from durable.store.pg_schedules import PgScheduleQueries
 from durable.store.pg_upgrades import PgUpgradeQueries
+from durable.store.sql_split import split_sql
 
 _MIGRATION_LOCK = 0x64757261626C65  # "durable" as a number: one advisory lock per database
 
@@ -77,6 +81,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
         self._pool: asyncpg.Pool | None = None
         self._commit_conn: asyncpg.Connection | None = None  # see _commit_fetch
         self._commit_busy = False
+        self._maintained_at: float | None = None  # time.monotonic() of the last maintain
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -91,7 +96,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
                 min_size=1,
                 max_size=self.pool_size,
                 connection_class=_Connection,
-                server_settings={"search_path": self.schema, "application_name": "durable"},
+                server_settings=_settings(self.schema),
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConnectionError(
@@ -112,14 +117,14 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
         conn: asyncpg.Connection = await asyncpg.connect(
             self.dsn,
             connection_class=_Connection,
-            server_settings={"search_path": self.schema, "application_name": "durable"},
+            server_settings=_settings(self.schema),
         )
         return conn
 
     async def connect_listener(self) -> asyncpg.Connection:
         """A dedicated connection for LISTEN; pool connections must not hold listeners."""
         conn: asyncpg.Connection = await asyncpg.connect(
-            self.dsn, server_settings={"search_path": self.schema, "application_name": "durable"}
+            self.dsn, server_settings=_settings(self.schema)
         )
         return conn
 
@@ -153,10 +158,32 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
                 version = int(f.name.split("_", 1)[0])
                 if version in applied:
                     continue
-                await conn.execute(f.read_text())
+                # One statement at a time: Citus refuses a multi-statement string.
+                for statement in split_sql(f.read_text()):
+                    await conn.execute(statement)
                 await conn.execute(
                     "INSERT INTO migrations (version, name) VALUES ($1, $2)", version, f.name
                 )
+            await pg_partitions.ensure_partitions(conn, self.schema, datetime.now(UTC).date())
+        self._maintained_at = time.monotonic()
+
+    async def maintain(self) -> None:
+        """Create the history partitions ahead (pg_partitions), at most once an hour.
+
+        Partitions follow real time (run ids carry the wall clock), not a test clock.
+        """
+        now = time.monotonic()
+        every = pg_partitions.MAINTAIN_EVERY.total_seconds()
+        if self._maintained_at is not None and now - self._maintained_at < every:
+            return
+        async with self.pool.acquire() as conn:
+            await pg_partitions.ensure_partitions(conn, self.schema, datetime.now(UTC).date())
+        self._maintained_at = now
+
+    async def purge_partitions(self, before: datetime) -> int:
+        """Drop whole history partitions whose every run ended before `before`."""
+        async with self.pool.acquire() as conn:
+            return await pg_partitions.drop_expired(conn, self.schema, before)
 
     # -- runs -------------------------------------------------------------------------
 

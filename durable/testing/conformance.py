@@ -656,3 +656,23 @@ class StoreConformance(OutsideOpsConformance, DiagnosticsConformance, UpgradeCon
         assert await store.resume_schedule("s", next_fire_at=t(50), now=t(3), **utc)
         row = await schedule(store, "s")
         assert (row.paused, row.next_fire_at, row.updated_at) == (False, t(50), t(3))
+
+    async def test_purge_partitions_then_purge_remove_exactly_the_expired_runs(
+        self, store: Store
+    ) -> None:
+        """`purge_runs` calls purge_partitions, then purge until done: together they
+        delete what purge alone would (a store without partitions returns 0 first)."""
+        await store.maintain()  # periodic upkeep: idempotent, touches no run
+        await store.maintain()
+        for run_id in ("old1", "old2", "open", "late"):
+            await create(store, run_id)
+        for run_id, at in (("old1", 1), ("old2", 2), ("late", 200)):
+            await finish(store, await claim_one(store, run_id), at=at)
+        gone = await store.purge_partitions(t(100))
+        gone += await store.purge(t(100), 100)
+        assert gone == 2
+        assert await store.get_run("old1") is None
+        assert await store.get_run("old2") is None
+        assert await store.load_events("old1") == []
+        assert await store.get_run("open") is not None
+        assert await store.get_run("late") is not None

@@ -420,6 +420,10 @@ class Executor:
             if not first:
                 await asyncio.sleep(interval)
             first = False
+            try:
+                await self.store.maintain()  # history partitions ahead; at most hourly
+            except Exception as exc:
+                log.warning("store maintenance failed: %s", exc)
             # Cleanup leases last their whole grace (and the group commit renews only
             # running runs), so they are not renewed here.
             held = [e for e in self.active.values() if not e.cleanup]

@@ -27,6 +27,9 @@ WAKE_PREFIXES = {v.SIGNAL_PREFIX, v.HOOK_PREFIX, v.CHILD_PREFIX}
 # durable_commit reports to PostgresStore; schedule idempotency keys (`schedule:...`) are
 # matched by prefix.
 OTHER = {"", "{}", "closed", "rejected", "woken"}
+# Migration 0009's date arithmetic (the day bound of run ids) and the catalog names it
+# passes to pg_get_serial_sequence: SQL constants, not durable vocabulary.
+OTHER |= {"day", "UTC", "1 day", "0", "id", "run_events", "run_events_legacy"}
 
 _SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER)\b")
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
