@@ -16,8 +16,11 @@ from durable.core.vocabulary import NOTICE_DONE_PREFIX, NOTICE_WAKE, RunStatus
 from durable.store.base import ClaimedRun, Created, NewRun
 
 
-async def insert_events(conn: asyncpg.Connection, run_id: str, events: Sequence[Event]) -> None:
-    """Append one run's events in one statement (as PostgresStore does)."""
+async def insert_events(
+    conn: asyncpg.Connection, run_id: str, events: Sequence[Event], now: datetime
+) -> None:
+    """Append one run's events in one statement (as PostgresStore does); an event
+    without a time (steps leave it to the commit) gets `now`."""
     await conn.execute(
         "INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at) "
         "SELECT $1, * FROM unnest($2::int[], $3::int[], $4::text[], $5::text[], "
@@ -28,7 +31,7 @@ async def insert_events(conn: asyncpg.Connection, run_id: str, events: Sequence[
         [e.kind for e in events],
         [e.name for e in events],
         [e.payload for e in events],
-        [e.created_at for e in events],
+        [e.created_at or now for e in events],
     )
 
 
@@ -51,7 +54,7 @@ class PgUpgradeQueries:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._lock_owned(conn, run_id, fence)
             if events:
-                await insert_events(conn, run_id, events)
+                await insert_events(conn, run_id, events, now)
             parent = await conn.fetchval(
                 "UPDATE runs SET status = 'completed', output = NULL, error = NULL,"
                 " continued_as = $2, finished_at = $3, updated_at = $3, lease_owner = NULL,"
@@ -131,7 +134,7 @@ class PgUpgradeQueries:
                 forked_from,
             )
             if events:
-                await insert_events(conn, new.run_id, events)
+                await insert_events(conn, new.run_id, events, now)
             await conn.execute("SELECT pg_notify($1, $2)", self.channel, NOTICE_WAKE)
 
     async def claim_cleanups(
@@ -196,7 +199,7 @@ class PgUpgradeQueries:
             if held is None:
                 return False
             if events:
-                await insert_events(conn, run_id, events)
+                await insert_events(conn, run_id, events, now)
             if done:
                 await conn.execute(
                     "UPDATE runs SET cleanup_until = NULL, lease_owner = NULL,"
