@@ -165,6 +165,11 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
                     "INSERT INTO migrations (version, name) VALUES ($1, $2)", version, f.name
                 )
             await pg_partitions.ensure_partitions(conn, self.schema, datetime.now(UTC).date())
+            if await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'citus'"):
+                # Citus plans a distributed statement only with its parameter values:
+                # the generic plans 0008 asks for fail there ("could not create
+                # distributed plan"), so the commit keeps PostgreSQL's default.
+                await conn.execute("ALTER FUNCTION durable_commit_packed RESET plan_cache_mode")
         self._maintained_at = time.monotonic()
 
     async def maintain(self) -> None:
@@ -679,23 +684,31 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
     async def cancel(self, run_id: str, now: datetime, cleanup_s: float | None = None) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._status_for_update(conn, run_id)
+            # The run and its descendants, one generation per query (Citus refuses a
+            # recursive CTE that does not filter on the distribution column).
+            tree, frontier = [run_id], [run_id]
+            while frontier:
+                frontier = [
+                    r["id"]
+                    for r in await conn.fetch(
+                        "SELECT id FROM runs WHERE parent_run_id = ANY($1::text[])", frontier
+                    )
+                ]
+                tree += frontier
             rows = await conn.fetch(
-                "WITH RECURSIVE tree AS ("
-                " SELECT id FROM runs WHERE id = $1"
-                " UNION ALL SELECT r.id FROM runs r JOIN tree t ON r.parent_run_id = t.id)"
-                " UPDATE runs r SET status = 'cancelled', error = 'cancelled', finished_at = $2,"
+                "UPDATE runs r SET status = 'cancelled', error = 'cancelled', finished_at = $2,"
                 "  updated_at = $2, lease_owner = NULL, lease_until = NULL, ready_at = NULL,"
                 "  waiting_on = '{}', pending = NULL,"
                 # A run that started owes its cleanup (migration 0007): a worker replays
                 # it and raises WorkflowCancelled where it stopped, until the grace ends.
-                "  cleanup_until = CASE WHEN r.started_at IS NOT NULL AND $3::float8 IS NOT NULL"
-                "   THEN $2::timestamptz + make_interval(secs => $3::float8) END"
-                " FROM tree WHERE r.id = tree.id"
+                "  cleanup_until = CASE WHEN r.started_at IS NOT NULL THEN $3::timestamptz END"
+                " WHERE r.id = ANY($1::text[])"
                 "  AND r.status NOT IN ('completed', 'failed', 'cancelled')"
                 " RETURNING r.id, r.parent_run_id",
-                run_id,
+                tree,
                 now,
-                cleanup_s,
+                # Computed here: Citus refuses non-immutable functions inside CASE.
+                None if cleanup_s is None else now + timedelta(seconds=cleanup_s),
             )
             ids = [r["id"] for r in rows]
             # The cancelled runs' rows are locked by the UPDATE above, so no worker can
