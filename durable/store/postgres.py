@@ -165,7 +165,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
                     "INSERT INTO migrations (version, name) VALUES ($1, $2)", version, f.name
                 )
             await pg_partitions.ensure_partitions(conn, self.schema, datetime.now(UTC).date())
-            if await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = 'citus'"):
+            if await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = $1", "citus"):
                 # Citus plans a distributed statement only with its parameter values:
                 # the generic plans 0008 asks for fail there ("could not create
                 # distributed plan"), so the commit keeps PostgreSQL's default.
