@@ -62,7 +62,14 @@ def record(row: asyncpg.Record) -> RunRecord:
     )
 
 
-async def insert_events(conn: asyncpg.Connection, run_ids: list[str], events: list[Event]) -> None:
+async def insert_events(
+    conn: asyncpg.Connection,
+    run_ids: list[str],
+    events: list[Event],
+    now: datetime | None = None,
+) -> None:
+    """Append events (one run id per event) in one statement; an event without a time
+    (steps leave it to the commit) gets `now`."""
     await conn.execute(
         "INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at) "
         "SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::text[], "
@@ -73,7 +80,7 @@ async def insert_events(conn: asyncpg.Connection, run_ids: list[str], events: li
         [e.kind for e in events],
         [e.name for e in events],
         [e.payload for e in events],
-        [e.created_at for e in events],
+        [e.created_at or now for e in events],
     )
 
 

@@ -14,25 +14,7 @@ import asyncpg
 from durable.core.events import Event
 from durable.core.vocabulary import NOTICE_DONE_PREFIX, NOTICE_WAKE, RunStatus
 from durable.store.base import ClaimedRun, Created, NewRun
-
-
-async def insert_events(
-    conn: asyncpg.Connection, run_id: str, events: Sequence[Event], now: datetime
-) -> None:
-    """Append one run's events in one statement (as PostgresStore does); an event
-    without a time (steps leave it to the commit) gets `now`."""
-    await conn.execute(
-        "INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at) "
-        "SELECT $1, * FROM unnest($2::int[], $3::int[], $4::text[], $5::text[], "
-        "$6::bytea[], $7::timestamptz[])",
-        run_id,
-        [e.seq for e in events],
-        [e.pos for e in events],
-        [e.kind for e in events],
-        [e.name for e in events],
-        [e.payload for e in events],
-        [e.created_at or now for e in events],
-    )
+from durable.store.pg_rows import insert_events
 
 
 class PgUpgradeQueries:
@@ -54,7 +36,7 @@ class PgUpgradeQueries:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._lock_owned(conn, run_id, fence)
             if events:
-                await insert_events(conn, run_id, events, now)
+                await insert_events(conn, [run_id] * len(events), list(events), now)
             parent = await conn.fetchval(
                 "UPDATE runs SET status = 'completed', output = NULL, error = NULL,"
                 " continued_as = $2, finished_at = $3, updated_at = $3, lease_owner = NULL,"
@@ -134,7 +116,7 @@ class PgUpgradeQueries:
                 forked_from,
             )
             if events:
-                await insert_events(conn, new.run_id, events, now)
+                await insert_events(conn, [new.run_id] * len(events), list(events), now)
             await conn.execute("SELECT pg_notify($1, $2)", self.channel, NOTICE_WAKE)
 
     async def claim_cleanups(
@@ -199,7 +181,7 @@ class PgUpgradeQueries:
             if held is None:
                 return False
             if events:
-                await insert_events(conn, run_id, events, now)
+                await insert_events(conn, [run_id] * len(events), list(events), now)
             if done:
                 await conn.execute(
                     "UPDATE runs SET cleanup_until = NULL, lease_owner = NULL,"
