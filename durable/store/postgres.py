@@ -53,6 +53,9 @@ from durable.store.pg_rows import (
 )
 from durable.store.pg_rows import channel_for as channel_for
 from durable.store.pg_rows import (
+    first_of_each as _first_of_each,
+)
+from durable.store.pg_rows import (
     insert_events as _insert_events,
 )
 from durable.store.pg_rows import (
@@ -197,7 +200,17 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
         return created.run_id, created.created
 
     async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[Created]:
-        """Insert runs in one statement; an existing run id or idempotency key wins."""
+        """Insert runs in one statement; an existing run id or idempotency key wins.
+
+        Requests repeating an earlier one's id or key resolve to that run, created once.
+        """
+        kept, index = _first_of_each(runs)
+        if len(kept) < len(runs):
+            made = await self.create_runs(kept, now)
+            return [
+                made[i] if kept[i] is r else Created(made[i].run_id, False)
+                for r, i in zip(runs, index, strict=True)
+            ]
         deadlines = [
             now + timedelta(seconds=r.deadline_s) if r.deadline_s is not None else None
             for r in runs
