@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import weakref
@@ -31,6 +32,7 @@ from durable.errors import (
     WorkflowFailed,
 )
 from durable.ids import new_run_id
+from durable.outage import retry_transient
 from durable.queues import flow_options, wait_reasons
 from durable.records import OUTSIDE_POS as OUTSIDE_POS
 from durable.records import Event as Event
@@ -68,7 +70,9 @@ class RunHandle:
         """Wait for the run to finish and return its output.
 
         Raises WorkflowFailed or WorkflowCancelled for those ends, and the built-in
-        TimeoutError when `timeout` passes first (the run is left alone).
+        TimeoutError when `timeout` passes first (the run is left alone). A transient
+        database error (a lost connection, a restart) is retried with backoff until the
+        timeout; only other errors are raised.
         """
         seconds = None if timeout is None else parse_duration(timeout)
         # An outcome this process handed over is used once: a later call (say after
@@ -85,10 +89,12 @@ class RunHandle:
         # A run that continued as new ends completed with no output at all (a returned
         # None is stored encoded): follow it to the chain's last run.
         while status == RunStatus.COMPLETED and output is None:
-            following = (await self._rt._record(run_id)).continued_as
-            if following is None:
+            left = None if seconds is None else max(deadline - loop.time(), 0.0)
+            async with asyncio.timeout(left):  # a database still away when time is up
+                record = await retry_transient(functools.partial(self._rt._record, run_id))
+            if record.continued_as is None:
                 break
-            run_id = following
+            run_id = record.continued_as
             left = None if seconds is None else max(deadline - loop.time(), 0.0)
             status, output, error = await wait_or_explain(self._rt, run_id, left)
         if status == RunStatus.COMPLETED:
@@ -417,7 +423,8 @@ class Runtime(RuntimeOps, FailureOps):
                 if outcome is not None:
                     return outcome.status, outcome.output, outcome.error
                 if executor is None or not executor.is_live(run_id):
-                    rec = await self._record(run_id)
+                    # The wait outlives database outages: its caller's timeout bounds it.
+                    rec = await retry_transient(functools.partial(self._record, run_id))
                     if rec.status in TERMINAL:
                         return rec.status, rec.output, rec.error
                 with contextlib.suppress(TimeoutError):

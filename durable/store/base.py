@@ -364,7 +364,9 @@ class Store(Protocol):
         nothing is written for that request. A new run is `pending` and ready at `now`,
         with `deadline = now + deadline_s`; with `owner` set it is inserted `running`,
         leased to `owner` for `lease_s`, fence 1, and returned as `Created.claimed`
-        (no notice is sent for it). Other new runs send `NOTICE_WAKE`.
+        (no notice is sent for it). Other new runs send `NOTICE_WAKE`. Requests of one
+        call resolve as if made one after another: a request repeating an earlier one's
+        id (or else its key) gets `created=False` and no claim.
         """
         ...
 

@@ -4,6 +4,7 @@ channel, the runs columns every read selects, and the pool's connection class.""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
@@ -82,6 +83,34 @@ async def insert_events(
         [e.payload for e in events],
         [e.created_at or now for e in events],
     )
+
+
+def first_of_each(runs: Sequence[NewRun]) -> tuple[list[NewRun], list[int]]:
+    """The requests that would create a run if made one after another, and for each
+    request the index (in that list) of the one it resolves to.
+
+    One insert statement cannot tell which of two rows with the same run id (or
+    idempotency key) it kept: both would read as created, and each caller would start
+    the run with its own input (issue 16, item 13). So a batch resolves duplicates
+    before the insert, as sequential calls would: the first request with an id or key
+    wins; a later one with the same id, or else the same key, stands for that run.
+    """
+    kept: list[NewRun] = []
+    by_id: dict[str, int] = {}
+    by_key: dict[str, int] = {}
+    index: list[int] = []
+    for run in runs:
+        i = by_id.get(run.run_id)
+        if i is None and run.idempotency_key is not None:
+            i = by_key.get(run.idempotency_key)
+        if i is None:
+            i = len(kept)
+            kept.append(run)
+            by_id[run.run_id] = i
+            if run.idempotency_key is not None:
+                by_key[run.idempotency_key] = i
+        index.append(i)
+    return kept, index
 
 
 def leased(run: NewRun, now: datetime, deadline: datetime | None) -> ClaimedRun | None:

@@ -17,10 +17,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
-from durable.core.events import RUN_POS, Event, EventKind
+from durable.core.events import Event
 from durable.core.vocabulary import (
-    NOTICE_CANCELLED_PREFIX,
-    NOTICE_DONE_PREFIX,
     NOTICE_WAKE,
     RunStatus,
     hook_key,
@@ -42,6 +40,7 @@ from durable.store.base import (
     Store,
 )
 from durable.store.outside_sql import OutsideOps
+from durable.store.pg_cancel import PgCancel
 from durable.store.pg_diagnostics import PgDiagnostics
 from durable.store.pg_listener import PgListener
 from durable.store.pg_queues import PgQueueQueries
@@ -52,6 +51,9 @@ from durable.store.pg_rows import (
     Connection as _Connection,
 )
 from durable.store.pg_rows import channel_for as channel_for
+from durable.store.pg_rows import (
+    first_of_each as _first_of_each,
+)
 from durable.store.pg_rows import (
     insert_events as _insert_events,
 )
@@ -70,7 +72,9 @@ from durable.store.sql_split import split_sql
 _MIGRATION_LOCK = 0x64757261626C65  # "durable" as a number: one advisory lock per database
 
 
-class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics, PgUpgradeQueries):
+class PostgresStore(
+    PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics, PgUpgradeQueries, PgCancel
+):
     """The production store. One pool per runtime; the group committer borrows from it."""
 
     def __init__(self, dsn: str, *, schema: str = "durable", pool_size: int = 10) -> None:
@@ -197,7 +201,17 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
         return created.run_id, created.created
 
     async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[Created]:
-        """Insert runs in one statement; an existing run id or idempotency key wins."""
+        """Insert runs in one statement; an existing run id or idempotency key wins.
+
+        Requests repeating an earlier one's id or key resolve to that run, created once.
+        """
+        kept, index = _first_of_each(runs)
+        if len(kept) < len(runs):
+            made = await self.create_runs(kept, now)
+            return [
+                made[i] if kept[i] is r else Created(made[i].run_id, False)
+                for r, i in zip(runs, index, strict=True)
+            ]
         deadlines = [
             now + timedelta(seconds=r.deadline_s) if r.deadline_s is not None else None
             for r in runs
@@ -486,20 +500,6 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
         finally:
             self._commit_busy = False
 
-    async def _wake_parents(
-        self, conn: asyncpg.Connection, children: Sequence[asyncpg.Record], now: datetime
-    ) -> None:
-        """Wake the parents of ended children: durable_wake_parents (migration 0004)."""
-        pairs = [(r["parent_run_id"], r["id"]) for r in children if r["parent_run_id"]]
-        if pairs:
-            await conn.execute(
-                "SELECT durable_wake_parents($1::text[], $2::text[], $3, $4)",
-                [p for p, _ in pairs],
-                [c for _, c in pairs],
-                now,
-                self.channel,
-            )
-
     async def release(self, owner: str, run_ids: Sequence[str], now: datetime) -> None:
         if not run_ids:
             return
@@ -680,57 +680,6 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
             else:
                 await self._deliver(conn, run_id, "hook", token, hook_key(token), payload, now)
             return run_id
-
-    async def cancel(self, run_id: str, now: datetime, cleanup_s: float | None = None) -> list[str]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self._status_for_update(conn, run_id)
-            # The run and its descendants, one generation per query (Citus refuses a
-            # recursive CTE that does not filter on the distribution column).
-            tree, frontier = [run_id], [run_id]
-            while frontier:
-                frontier = [
-                    r["id"]
-                    for r in await conn.fetch(
-                        "SELECT id FROM runs WHERE parent_run_id = ANY($1::text[])", frontier
-                    )
-                ]
-                tree += frontier
-            rows = await conn.fetch(
-                "UPDATE runs r SET status = 'cancelled', error = 'cancelled', finished_at = $2,"
-                "  updated_at = $2, lease_owner = NULL, lease_until = NULL, ready_at = NULL,"
-                "  waiting_on = '{}', pending = NULL,"
-                # A run that started owes its cleanup (migration 0007): a worker replays
-                # it and raises WorkflowCancelled where it stopped, until the grace ends.
-                "  cleanup_until = CASE WHEN r.started_at IS NOT NULL THEN $3::timestamptz END"
-                " WHERE r.id = ANY($1::text[])"
-                "  AND r.status NOT IN ('completed', 'failed', 'cancelled')"
-                " RETURNING r.id, r.parent_run_id",
-                tree,
-                now,
-                # Computed here: Citus refuses non-immutable functions inside CASE.
-                None if cleanup_s is None else now + timedelta(seconds=cleanup_s),
-            )
-            ids = [r["id"] for r in rows]
-            # The cancelled runs' rows are locked by the UPDATE above, so no worker can
-            # append concurrently and max(seq) + 1 is the next free sequence number.
-            await conn.execute(
-                "INSERT INTO events (run_id, seq, pos, kind, name, payload, created_at)"
-                " SELECT x, coalesce((SELECT max(seq) FROM events e WHERE e.run_id = x), 0) + 1,"
-                "  $2, $3, '', NULL, $4 FROM unnest($1::text[]) x",
-                ids,
-                RUN_POS,
-                EventKind.RUN_CANCELLED.value,
-                now,
-            )
-            await self._wake_parents(conn, [r for r in rows if r["id"] == run_id], now)
-            await conn.execute(
-                "SELECT pg_notify($1, $3 || x), pg_notify($1, $4 || x) FROM unnest($2::text[]) x",
-                self.channel,
-                ids,
-                NOTICE_CANCELLED_PREFIX,
-                NOTICE_DONE_PREFIX,
-            )
-            return ids
 
     async def purge(self, before: datetime, limit: int) -> int:
         """Delete up to `limit` finished runs that ended before `before`, with their history.

@@ -547,6 +547,40 @@ class StoreConformance(OutsideOpsConformance, DiagnosticsConformance, UpgradeCon
         again = await store.create_runs([leased], t(3))
         assert [(c.run_id, c.created, c.claimed) for c in again] == [("mine", False, None)]
 
+    async def test_create_runs_resolves_duplicates_within_one_call(self, store: Store) -> None:
+        """Requests repeating an id or key in one call act as sequential calls: the first
+        wins, created (and claimed) once; the others stand for it (issue 16, item 13)."""
+
+        def leased(run_id: str, data: bytes, key: str | None = None) -> NewRun:
+            return NewRun(run_id, "wf", "1", data, T0, key, owner="w1", lease_s=10)
+
+        out = await store.create_runs(
+            [
+                leased("same", b"0"),
+                leased("same", b"1"),
+                leased("k1", b"2", key="k"),
+                leased("k2", b"3", key="k"),
+                leased("same", b"4", key="k9"),  # the id wins: k9 stays free
+                leased("k9", b"5", key="k9"),
+            ],
+            t(1),
+        )
+        got = [(c.run_id, c.created, c.claimed is not None) for c in out]
+        assert got == [
+            ("same", True, True),
+            ("same", False, False),
+            ("k1", True, True),
+            ("k1", False, False),
+            ("same", False, False),
+            ("k9", True, True),
+        ]
+        claimed = out[0].claimed
+        assert claimed is not None and claimed.input == b"0"
+        for run_id, data in (("same", b"0"), ("k1", b"2"), ("k9", b"5")):
+            rec = await store.get_run(run_id)
+            assert rec is not None and rec.input == data
+        assert await store.get_run("k2") is None
+
     # -- notices ---------------------------------------------------------------------------
 
     async def test_listen_delivers_notices(self, store: Store) -> None:

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import pytest
 
 from durable import Context, Runtime, Schedule, workflow
-from durable.outage import Outage
+from durable.errors import RunNotFound
+from durable.outage import Outage, transient_error
 from durable.store.base import ClaimedRun, ScheduleRow, WorkerInfo
 from durable.store.memory import MemoryStore
 from durable.store.postgres import PostgresStore
@@ -122,3 +124,27 @@ def test_outage_backoff_doubles_to_its_maximum(caplog: pytest.LogCaptureFixture)
     assert not outage.down
     levels = [r.levelno for r in caplog.records]
     assert levels.count(logging.WARNING) == 1 and levels.count(logging.INFO) == 1
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (asyncpg.exceptions.ConnectionDoesNotExistError("closed mid-operation"), True),
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), True),
+        (asyncpg.exceptions.CannotConnectNowError("the database system is starting up"), True),
+        (asyncpg.exceptions.TooManyConnectionsError("too many clients"), True),
+        (asyncpg.exceptions.DeadlockDetectedError("deadlock detected"), True),
+        (asyncpg.exceptions.InterfaceError("connection is closed"), True),
+        (asyncpg.exceptions.InternalClientError("cannot switch to state 15"), True),
+        (ConnectionRefusedError(111, "Connection refused"), True),
+        (asyncpg.exceptions.UndefinedTableError('relation "runs" does not exist'), False),
+        (asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence"), False),
+        (asyncpg.exceptions.DataError("invalid input for query argument"), False),
+        (RunNotFound("no run with id 'x'"), False),
+        (RuntimeError("store is not open"), False),
+        (ValueError("bad"), False),
+    ],
+)
+def test_transient_errors_are_told_from_the_others(exc: Exception, transient: bool) -> None:
+    """`result()` retries exactly these (issue 16, item 7); the others are raised."""
+    assert transient_error(exc) is transient

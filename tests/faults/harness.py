@@ -153,6 +153,9 @@ async def check_histories(db: asyncpg.Connection, run_ids: list[str] | None = No
     - I2: at most one step_completed per (run, step name), and no step_completed after
       a final step_failed;
     - I4: per run, seqs are exactly 1..n; at most one terminal event, and it is last.
+
+    Dense seqs are what these tests' runs produce; the engine only promises increasing,
+    unique ones (a cancel racing a gather's writes can skip one: test_seq_gaps.py).
     """
     where = "" if run_ids is None else "WHERE run_id = ANY($1::text[])"
     args: list[Any] = [] if run_ids is None else [run_ids]
