@@ -1,6 +1,9 @@
 """Run the whole benchmark suite in one invocation: durable, DBOS and the asyncpg ceiling.
 
-    python benchmarks/run.py [--smoke] [--skip-dbos] [--out FILE]
+    python benchmarks/run.py [--smoke] [--skip-dbos] [--skip-http] [--out FILE]
+
+The HTTP API under load (http_load.py: `durable serve` with list/get clients and the
+worker's throughput beside them) runs after durable's own scenarios.
 
 Each system runs as its own process against the same PostgreSQL, one after another (so
 they never compete for the two cores); every result line is collected into FILE (JSON
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--skip-dbos", action="store_true")
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--skip-http", action="store_true", help="skip http_load.py")
     parser.add_argument("--out", default=str(HERE / "results" / "latest.jsonl"))
     args = parser.parse_args()
     smoke = ["--smoke"] if args.smoke else []
@@ -70,6 +74,8 @@ def main() -> None:
     results += run("durable_bench.py", *smoke)
     if not args.no_sweep:
         results += run("durable_bench.py", "--sweep", *smoke)
+    if not args.skip_http:
+        results += run("http_load.py", *smoke)
     if not args.skip_dbos:
         try:
             import dbos  # noqa: F401

@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (others need a token)")
     p.add_argument("--port", type=_positive_int, default=8000, help="default 8000")
     p.add_argument("--concurrency", type=_positive_int, default=None, help="as for worker")
+    p.add_argument("--no-worker", action="store_true", help="API only: run `worker APP` apart")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(handler=_cmd_serve)
     queues = sub.add_parser("queues", help="list flow-control queues")

@@ -64,26 +64,33 @@ class HookInfo(msgspec.Struct, frozen=True):
     used_at: datetime | None
 
 
+_STATUS = {s.value: s for s in RunStatus}
+_decode = codec.decode
+
+
 def run_info(rec: RunRecord, history: list[Event]) -> RunInfo:
+    """The RunInfo of a stored run. Builds every run of a list page (the HTTP API's
+    busiest path), so positional (fields in RunInfo's order, which
+    tests/core/test_records.py checks value by value) and without an enum call: about
+    half the CPU of keywords."""
+    status = rec.status
     return RunInfo(
-        run_id=rec.run_id,
-        workflow=rec.workflow,
-        version=rec.version,
-        status=RunStatus(rec.status),
-        input=codec.decode(rec.input),
-        output=codec.decode(rec.output),
-        error=rec.error,
-        pending=(
-            list(codec.decode(rec.pending) or []) if rec.status == RunStatus.SUSPENDED else []
-        ),
-        history=history,
-        parent_run_id=rec.parent_run_id,
-        created_at=rec.created_at,
-        updated_at=rec.updated_at,
-        tags=dict(rec.tags),
-        started_at=rec.started_at,
-        finished_at=rec.finished_at,
-        continued_as=rec.continued_as,
-        continued_from=rec.continued_from,
-        forked_from=rec.forked_from,
+        rec.run_id,
+        rec.workflow,
+        rec.version,
+        _STATUS.get(status) or RunStatus(status),
+        _decode(rec.input),
+        _decode(rec.output),
+        rec.error,
+        list(_decode(rec.pending) or []) if status == RunStatus.SUSPENDED else [],
+        history,
+        rec.parent_run_id,
+        rec.created_at,
+        rec.updated_at,
+        dict(rec.tags),
+        rec.started_at,
+        rec.finished_at,
+        rec.continued_as,
+        rec.continued_from,
+        rec.forked_from,
     )

@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import ipaddress
 import logging
 import os
 import signal
 from collections.abc import Iterator
 
+import msgspec
 import uvicorn
+from starlette.applications import Starlette
 
 from durable.http.app import create_app
+from durable.loop import run as run_loop
 from durable.redact import redact_dsn
 from durable.runtime import Runtime
 
@@ -38,6 +42,31 @@ class _Server(uvicorn.Server):
         yield
 
 
+def http_parser() -> str:
+    """httptools (C, part of the `server` extra) when installed, else h11, uvicorn's
+    pure-Python fallback, which costs several times more CPU per request."""
+    return "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
+
+
+def uvicorn_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for `durable serve` (docs/http.md, "Performance").
+
+    No access log: uvicorn would build a log record per request, and the API's
+    answers are not worth a line each. The event loop is the one `serve` runs on
+    (durable.loop: uvloop when installed), not one uvicorn would pick.
+    """
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=http_parser(),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+
+
 async def serve(rt: Runtime, dsn: str, host: str, port: int, token: str | None) -> None:
     """Open the runtime, serve until SIGINT/SIGTERM, then stop the server and the runtime."""
     from durable.cli import _opened
@@ -45,14 +74,7 @@ async def serve(rt: Runtime, dsn: str, host: str, port: int, token: str | None) 
     loop = asyncio.get_running_loop()
     async with _opened(rt, dsn):
         app = create_app(rt, token=token)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
+        config = uvicorn_config(app, host, port)
         server = _Server(config)
 
         def stop() -> None:
@@ -65,11 +87,14 @@ async def serve(rt: Runtime, dsn: str, host: str, port: int, token: str | None) 
                 loop.add_signal_handler(sig, stop)
                 installed.append(sig)
         log.info(
-            "serving http://%s:%d/ (API and dashboard)%s, database=%s",
+            "serving http://%s:%d/ (API and dashboard)%s%s, database=%s, http=%s, loop=%s",
             host,
             port,
             " with bearer token" if token else "",
+            "" if rt.worker else " without a worker",
             redact_dsn(dsn),
+            config.http,
+            type(loop).__module__.split(".")[0],
         )
         try:
             await server.serve()
@@ -95,6 +120,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cli._remember_secrets(env_dsn)
     app = cli_app.load_app(args.app)
     rt, dsn = cli._worker_runtime(app, args)
+    if args.no_worker:
+        # The API alone: runs are executed by `durable worker APP` processes, whose event
+        # loops then never queue behind HTTP requests (nor these behind steps).
+        rt = Runtime.from_config(
+            msgspec.structs.replace(rt.config, worker=False),
+            dsn,
+            workflows=app.workflows,
+            clock=rt.clock,
+            context_provider=rt.context_provider,
+        )
     cli._remember_secrets(dsn)
-    asyncio.run(serve(rt, dsn, args.host, args.port, token))
+    run_loop(serve(rt, dsn, args.host, args.port, token))  # on uvloop when installed
     return cli_app.EXIT_OK

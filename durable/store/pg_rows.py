@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -37,30 +38,17 @@ def channel_for(schema: str) -> str:
     return f"durable_{schema}"
 
 
+_TAGS = 12
+"""Position of `tags` in RUN_COLS, whose columns are RunRecord's fields in order."""
+_json_decode = msgspec.json.Decoder().decode
+
+
 def record(row: asyncpg.Record) -> RunRecord:
-    return RunRecord(
-        run_id=row["id"],
-        workflow=row["workflow"],
-        version=row["version"],
-        status=row["status"],
-        input=row["input"],
-        output=row["output"],
-        error=row["error"],
-        parent_run_id=row["parent_run_id"],
-        pending=row["pending"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        ready_at=row["ready_at"],
-        tags=msgspec.json.decode(row["tags"]) if row["tags"] else {},
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        queue=row["queue"],
-        queue_key=row["queue_key"],
-        priority=row["priority"],
-        continued_as=row["continued_as"],
-        continued_from=row["continued_from"],
-        forked_from=row["forked_from"],
-    )
+    """A runs row (RUN_COLS) as a RunRecord. Positional: a page of 50 runs costs a third
+    of the CPU of 21 lookups by name (tests/store/test_pg_rows.py checks the order)."""
+    tags = row[_TAGS]
+    values: Any = (*row[:_TAGS], _json_decode(tags) if tags else {}, *row[_TAGS + 1 :])
+    return RunRecord(*values)
 
 
 async def insert_events(

@@ -60,6 +60,7 @@ class Server:
     url: str
     token: str
     proc: subprocess.Popen[bytes]
+    log: Path
 
     def client(self, **kw: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -92,7 +93,7 @@ def server(dsn: str, schema: str, tmp_path: Path) -> Iterator[Server]:
             raise AssertionError((tmp_path / "serve.log").read_text())
         time.sleep(0.1)
     try:
-        yield Server(url, TOKEN, proc)
+        yield Server(url, TOKEN, proc, tmp_path / "serve.log")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -3,7 +3,9 @@ and a property-based schemathesis run against its OpenAPI document."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -94,6 +96,56 @@ def test_serve_every_endpoint_and_error_code(server: Server) -> None:
         for r, status in errors:
             assert r.status_code == status, r.text
             assert set(r.json()) == {"error", "message"}
+
+
+def test_serve_runs_on_httptools_and_uvloop_when_installed(server: Server) -> None:
+    """uvicorn's pure-Python parser (h11) and asyncio's loop cost several times more CPU
+    per request: `serve` picks httptools and uvloop when installed (the `server` extra)
+    and writes no access-log line per request."""
+    with server.client() as c:
+        for _ in range(3):
+            assert c.get("/api/health").status_code == 200
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    text = server.log.read_text()
+    assert f"http={http}, loop={loop}" in text, text
+    assert "/api/health" not in text
+
+
+def test_serve_no_worker_answers_but_runs_nothing(dsn: str, schema: str, tmp_path: Path) -> None:
+    """`--no-worker`: the API and dashboard alone (workers run as `durable worker`, in
+    their own processes, so neither slows the other's event loop)."""
+    port = httpfix.free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            durable_cmd(dsn, schema, "serve", "apps", "--port", str(port), "--no-worker"),
+            env=serve_env(),
+            cwd=HERE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        c = Server(f"http://127.0.0.1:{port}", httpfix.TOKEN, proc, log).client()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if c.get("/api/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        r = c.post(
+            "/api/workflows/runs", json={"workflow": "order", "input": {"order_id": 1, "amount": 2}}
+        )
+        assert r.status_code == 201
+        time.sleep(1.0)  # a worker would have finished it by now
+        assert c.get(f"/api/workflows/runs/{r.json()['run_id']}").json()["status"] == "pending"
+        assert "without a worker" in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0, log.read_text()
 
 
 def test_serve_refuses_public_host_without_token(dsn: str, schema: str) -> None:
