@@ -26,6 +26,7 @@ from durable.core.vocabulary import (
     hook_key,
     signal_key,
 )
+from durable.db_schema import quoted
 from durable.errors import FenceLost, RunClosed, RunNotFound
 from durable.redact import redact_dsn
 from durable.store import pg_partitions
@@ -149,7 +150,7 @@ class PostgresStore(PgScheduleQueries, OutsideOps, PgQueueQueries, PgDiagnostics
         )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(self.schema)}")
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS migrations "
                 "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
