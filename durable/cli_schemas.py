@@ -19,10 +19,10 @@ import logging
 import signal
 
 from durable.cli_app import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, App, CliError
+from durable.db_schema import check_schema
 from durable.errors import ValidationError
 from durable.redact import redact_dsn
 from durable.runtime import Runtime
-from durable.store.postgres import validate_schema
 
 log = logging.getLogger("durable.cli")
 
@@ -55,7 +55,7 @@ def requested(args: argparse.Namespace) -> list[str]:
     out: list[str] = []
     for name in names:
         try:
-            validate_schema(name)
+            check_schema(name)
         except ValidationError as exc:
             raise CliError(str(exc), EXIT_USAGE) from None
         if name not in out:

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from durable.db_schema import check_schema
 from durable.durations import parse_duration
 
 
@@ -36,6 +37,9 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     cancel_grace: float = 30.0
 
     def __post_init__(self) -> None:
+        # On every store, before anything is created: the name becomes SQL identifiers
+        # (schema, search_path, NOTIFY channel) that must all agree (db_schema.py).
+        check_schema(self.schema)
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ValueError(f"invalid concurrency {self.concurrency!r}: must be >= 1")
         if self.lease_s <= 0:

@@ -481,7 +481,8 @@ class Runtime(RuntimeOps, FailureOps):
     ) -> RunHandle:
         """Start a run; returns once it is durably recorded.
 
-        The same `run_id` or `idempotency_key` returns the existing run and starts nothing.
+        The same `run_id`, or the same `idempotency_key` for this workflow (keys are
+        scoped per workflow name), returns the existing run and starts nothing.
         `parent_run_id` records lineage only (the parent does not wait); `tags` label the
         run for `list_runs(tags=...)`. `execute=True` runs a new run here until its first
         suspension or its end before returning (also with worker=False).

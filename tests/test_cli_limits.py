@@ -69,3 +69,34 @@ async def rt_history_token(dsn: str, schema: str) -> str:
     finally:
         await conn.close()
     return token
+
+
+async def test_bad_schema_fails_in_one_line_and_creates_nothing(
+    cli: Cli, dsn: str, schema: str
+) -> None:
+    """Item 9: an upper-case `--schema` (before: created as `T_...`, then the migrations
+    failed in `t_...`) or one too long for its NOTIFY channel fails naming the rule."""
+    twin, long = schema.upper(), schema.ljust(56, "x")
+    try:
+        res = await cli("--schema", twin, "migrate", schema=False)
+        assert_one_line_failure(res, 1, f"invalid schema name '{twin}'", "lower-case letters")
+        res = await cli("--schema", long, "migrate", schema=False)
+        assert_one_line_failure(res, 1, "(56 characters)", "at most 55 characters")
+        res = await cli("worker", "cli_app.app", "--schemas", f"{schema},{twin}", schema=False)
+        assert_one_line_failure(res, 2, f"invalid schema name '{twin}'")
+        conn = await asyncpg.connect(dsn)
+        try:
+            made = await conn.fetch(
+                "SELECT nspname FROM pg_namespace WHERE nspname = ANY($1::text[])",
+                [twin, long, schema],
+            )
+        finally:
+            await conn.close()
+        assert made == []
+    finally:
+        conn = await asyncpg.connect(dsn)
+        try:
+            for name in (twin, long):
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        finally:
+            await conn.close()

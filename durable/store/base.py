@@ -163,10 +163,10 @@ class ChildOutcome(msgspec.Struct, frozen=True):
 class Created(msgspec.Struct, frozen=True):
     """What `create_runs` reports for one requested run.
 
-    `run_id` is the run that now stands for the request (an existing run wins by id or
-    idempotency key); `created` says whether this call inserted it; `claimed` is the
-    lease of a run inserted already held by `NewRun.owner` (local dispatch), ready to
-    execute without a claim query, else None.
+    `run_id` is the run that now stands for the request (an existing run wins by id, or
+    by idempotency key within the same workflow name); `created` says whether this call
+    inserted it; `claimed` is the lease of a run inserted already held by
+    `NewRun.owner` (local dispatch), ready to execute without a claim query, else None.
     """
 
     run_id: str
@@ -360,9 +360,10 @@ class Store(Protocol):
     async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[Created]:
         """Insert runs, one result per request in order.
 
-        An existing run with the same id, or else the same idempotency key, wins and
-        nothing is written for that request. A new run is `pending` and ready at `now`,
-        with `deadline = now + deadline_s`; with `owner` set it is inserted `running`,
+        An existing run with the same id, or else an existing run of the same workflow
+        name with the same idempotency key (keys are scoped per workflow; ids are not),
+        wins and nothing is written for that request. A new run is `pending` and ready
+        at `now`, with `deadline = now + deadline_s`; with `owner` set it is inserted `running`,
         leased to `owner` for `lease_s`, fence 1, and returned as `Created.claimed`
         (no notice is sent for it). Other new runs send `NOTICE_WAKE`. Requests of one
         call resolve as if made one after another: a request repeating an earlier one's

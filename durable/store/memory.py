@@ -168,7 +168,9 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics, MemoryUpgrad
         self._runs: dict[str, _Run] = {}
         # Runs not yet ended: what claims scan (ended runs pile up; live ones do not).
         self._live: dict[str, _Run] = {}
-        self._by_key: dict[str, str] = {}
+        # (workflow name, idempotency key) -> run id: keys are scoped per workflow,
+        # as by PostgreSQL's unique index (migration 0013).
+        self._by_key: dict[tuple[str, str], str] = {}
         self._children: dict[str, list[str]] = {}
         self._events: dict[str, dict[int, Event]] = {}
         self._inbox: list[_Message] = []
@@ -247,7 +249,7 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics, MemoryUpgrad
             debounce_key=run.debounce_key,
         )
         if idempotency_key is not None:
-            self._by_key[idempotency_key] = run.run_id
+            self._by_key[run.workflow, idempotency_key] = run.run_id
         if parent_run_id is not None:
             self._children.setdefault(parent_run_id, []).append(run.run_id)
 
@@ -323,8 +325,9 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics, MemoryUpgrad
             if run.run_id in self._runs:
                 out.append(Created(run.run_id, False))
                 continue
-            if run.idempotency_key is not None and run.idempotency_key in self._by_key:
-                out.append(Created(self._by_key[run.idempotency_key], False))
+            key = run.idempotency_key
+            if key is not None and (run.workflow, key) in self._by_key:
+                out.append(Created(self._by_key[run.workflow, key], False))
                 continue
             self._insert_run(
                 run, now, parent_run_id=run.parent_run_id, idempotency_key=run.idempotency_key
@@ -680,7 +683,7 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics, MemoryUpgrad
             del self._runs[run.id]
             self._events.pop(run.id, None)
             if run.idempotency_key is not None:
-                self._by_key.pop(run.idempotency_key, None)
+                self._by_key.pop((run.workflow, run.idempotency_key), None)
             if run.parent_run_id and run.parent_run_id in self._children:
                 self._children[run.parent_run_id] = [
                     c for c in self._children[run.parent_run_id] if c != run.id

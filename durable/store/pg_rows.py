@@ -1,9 +1,9 @@
-"""Row mapping and small helpers of the PostgreSQL store: schema names, the NOTIFY
-channel, the runs columns every read selects, and the pool's connection class."""
+"""Row mapping and small helpers of the PostgreSQL store: the runs columns every read
+selects, session settings and the pool's connection class. Schema names and the NOTIFY
+channel derived from them live in durable/db_schema.py (re-exported here)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,30 +12,18 @@ import asyncpg
 import msgspec
 
 from durable.core.events import Event
-from durable.errors import ValidationError
+from durable.db_schema import channel_for as channel_for
+from durable.db_schema import check_schema
 from durable.store.base import ClaimedRun, NewRun, RunRecord
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+#: PostgresStore's name for the schema-name rule (durable/db_schema.py).
+validate_schema = check_schema
+
 RUN_COLS = (
     "id, workflow, version, status, input, output, error, parent_run_id, pending, "
     "created_at, updated_at, ready_at, tags::text AS tags, started_at, finished_at,"
     " queue, queue_key, priority, continued_as, continued_from, forked_from"
 )
-
-
-def validate_schema(name: str) -> str:
-    """Return `name` if it is a plain SQL identifier, else raise ValidationError."""
-    if not isinstance(name, str) or not _IDENT.match(name):
-        raise ValidationError(
-            f"invalid schema name {name!r}: use letters, digits and underscores, "
-            "starting with a letter or underscore (at most 63 characters)"
-        )
-    return name
-
-
-def channel_for(schema: str) -> str:
-    """The LISTEN/NOTIFY channel of one schema, so several deployments can share a database."""
-    return f"durable_{schema}"
 
 
 _TAGS = 12
@@ -81,24 +69,62 @@ def first_of_each(runs: Sequence[NewRun]) -> tuple[list[NewRun], list[int]]:
     idempotency key) it kept: both would read as created, and each caller would start
     the run with its own input (issue 16, item 13). So a batch resolves duplicates
     before the insert, as sequential calls would: the first request with an id or key
-    wins; a later one with the same id, or else the same key, stands for that run.
+    wins; a later one with the same id, or else the same workflow and key (keys are
+    scoped per workflow), stands for that run.
     """
     kept: list[NewRun] = []
     by_id: dict[str, int] = {}
-    by_key: dict[str, int] = {}
+    by_key: dict[tuple[str, str], int] = {}
     index: list[int] = []
     for run in runs:
         i = by_id.get(run.run_id)
-        if i is None and run.idempotency_key is not None:
-            i = by_key.get(run.idempotency_key)
+        key = None if run.idempotency_key is None else (run.workflow, run.idempotency_key)
+        if i is None and key is not None:
+            i = by_key.get(key)
         if i is None:
             i = len(kept)
             kept.append(run)
             by_id[run.run_id] = i
-            if run.idempotency_key is not None:
-                by_key[run.idempotency_key] = i
+            if key is not None:
+                by_key[key] = i
         index.append(i)
     return kept, index
+
+
+#: Existing runs by id ($1), and by (workflow, idempotency key) pairs ($2, $3). The
+#: `IS NOT NULL` lets the planner use the partial unique index of migration 0013.
+EXISTING_RUNS_SQL = (
+    "SELECT id, NULL AS workflow, NULL AS ikey FROM runs WHERE id = ANY($1::text[])"
+    " UNION ALL"
+    " SELECT r.id, r.workflow, r.idempotency_key FROM unnest($2::text[], $3::text[])"
+    "  AS k(workflow, ikey)"
+    " JOIN runs r ON r.workflow = k.workflow AND r.idempotency_key = k.ikey"
+    " WHERE r.idempotency_key IS NOT NULL"
+)
+
+
+async def existing_runs(
+    conn: asyncpg.Connection, runs: Sequence[NewRun]
+) -> tuple[set[str], dict[tuple[str, str], str]]:
+    """For runs an insert skipped: which of their ids exist, and which run holds each
+    (workflow, idempotency key) they carry. Keys are scoped per workflow name (migration
+    0013), so the lookup goes by both, on that unique index."""
+    if not runs:
+        return set(), {}
+    keyed = [r for r in runs if r.idempotency_key is not None]
+    by_id: set[str] = set()
+    by_key: dict[tuple[str, str], str] = {}
+    for row in await conn.fetch(
+        EXISTING_RUNS_SQL,
+        [r.run_id for r in runs],
+        [r.workflow for r in keyed],
+        [r.idempotency_key for r in keyed],
+    ):
+        if row["workflow"] is None:
+            by_id.add(row["id"])
+        else:
+            by_key[row["workflow"], row["ikey"]] = row["id"]
+    return by_id, by_key
 
 
 def leased(run: NewRun, now: datetime, deadline: datetime | None) -> ClaimedRun | None:
@@ -137,7 +163,9 @@ def settings(schema: str) -> dict[str, str]:
     seconds per new connection; durable never looks for shards, so it turns that off
     (a dotted name is an inert placeholder on plain PostgreSQL)."""
     return {
-        "search_path": schema,
+        # check_schema's rule makes the unquoted name the same identifier as the
+        # quoted one CREATE SCHEMA used (no case folding).
+        "search_path": check_schema(schema),
         "application_name": "durable",
         "citus.override_table_visibility": "off",
     }

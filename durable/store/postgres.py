@@ -24,6 +24,7 @@ from durable.core.vocabulary import (
     hook_key,
     signal_key,
 )
+from durable.db_schema import quoted
 from durable.errors import FenceLost, RunClosed, RunNotFound
 from durable.redact import redact_dsn
 from durable.store import pg_partitions
@@ -51,6 +52,7 @@ from durable.store.pg_rows import (
     Connection as _Connection,
 )
 from durable.store.pg_rows import channel_for as channel_for
+from durable.store.pg_rows import existing_runs as _existing_runs
 from durable.store.pg_rows import (
     first_of_each as _first_of_each,
 )
@@ -152,7 +154,7 @@ class PostgresStore(
         )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted(self.schema)}")
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS migrations "
                 "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
@@ -201,9 +203,11 @@ class PostgresStore(
         return created.run_id, created.created
 
     async def create_runs(self, runs: Sequence[NewRun], now: datetime) -> list[Created]:
-        """Insert runs in one statement; an existing run id or idempotency key wins.
+        """Insert runs in one statement; an existing run id, or else an existing run of the
+        same workflow with the same idempotency key, wins.
 
-        Requests repeating an earlier one's id or key resolve to that run, created once.
+        Requests repeating an earlier one's id or (workflow, key) resolve to that run,
+        created once.
         """
         kept, index = _first_of_each(runs)
         if len(kept) < len(runs):
@@ -263,26 +267,15 @@ class PostgresStore(
                 )
             }
             missing = [r for r in runs if r.run_id not in created]
-            by_id: dict[str, str] = {}
-            by_key: dict[str, str] = {}
-            if missing:
-                for row in await conn.fetch(
-                    "SELECT id, idempotency_key FROM runs"
-                    " WHERE id = ANY($1::text[]) OR idempotency_key = ANY($2::text[])",
-                    [r.run_id for r in missing],
-                    [r.idempotency_key for r in missing if r.idempotency_key is not None],
-                ):
-                    by_id[row["id"]] = row["id"]
-                    if row["idempotency_key"] is not None:
-                        by_key[row["idempotency_key"]] = row["id"]
+            by_id, by_key = await _existing_runs(conn, missing)
         out: list[Created] = []
         for r, deadline in zip(runs, deadlines, strict=True):
             if r.run_id in created:
                 out.append(Created(r.run_id, True, _leased(r, now, deadline)))
             elif r.run_id in by_id:
                 out.append(Created(r.run_id, False))
-            elif r.idempotency_key is not None and r.idempotency_key in by_key:
-                out.append(Created(by_key[r.idempotency_key], False))
+            elif r.idempotency_key is not None and (r.workflow, r.idempotency_key) in by_key:
+                out.append(Created(by_key[r.workflow, r.idempotency_key], False))
             else:  # pragma: no cover - a conflicting row vanished between the statements
                 out.append(Created((await self.create_run(r, now))[0], False))
         return out

@@ -104,6 +104,22 @@ class StoreConformance(OutsideOpsConformance, DiagnosticsConformance, UpgradeCon
         assert await store.create_run(new_run("r3", key="k"), T0) == ("r3", False)
         assert await store.create_run(new_run("r4", key="k4"), T0) == ("r4", True)
 
+    async def test_idempotency_keys_are_scoped_per_workflow(self, store: Store) -> None:
+        # Issue 16: the same key with another workflow used to return that other run.
+        assert await store.create_run(new_run("a1", workflow="a", key="k"), T0) == ("a1", True)
+        assert await store.create_run(new_run("b1", workflow="b", key="k"), T0) == ("b1", True)
+        # Each workflow's key still stands for its own run, whatever the version.
+        again = new_run("a2", workflow="a", version="2", key="k")
+        assert await store.create_run(again, T0) == ("a1", False)
+        assert await store.create_run(new_run("b2", workflow="b", key="k"), T0) == ("b1", False)
+        # The same within one batch.
+        batch = [
+            new_run(i, workflow=w, key="j") for i, w in (("c1", "c"), ("d1", "d"), ("c2", "c"))
+        ]
+        made = await store.create_runs(batch, T0)
+        assert [(c.run_id, c.created) for c in made] == [("c1", True), ("d1", True), ("c1", False)]
+        assert await store.get_run("a2") is None and await store.get_run("c2") is None
+
     async def test_list_runs_filters_order_and_limit(self, store: Store) -> None:
         await create(store, "a", 1)
         await create(store, "b", 2, workflow="other")

@@ -147,6 +147,11 @@ async def test_idempotency_lineage_and_pages(client: httpx.AsyncClient) -> None:
     again = await c.post("/api/workflows/runs", json=body)
     assert first.status_code == 201 and again.status_code == 200
     assert first.json()["run_id"] == again.json()["run_id"]
+    # Keys are scoped per workflow: the same key with another workflow starts its run.
+    other = await c.post(
+        "/api/workflows/runs", json={"workflow": "steps", "input": 1, "idempotency_key": "k1"}
+    )
+    assert other.status_code == 201 and other.json()["run_id"] != first.json()["run_id"]
     root = first.json()["run_id"]
     r = await c.post(
         "/api/workflows/runs",
