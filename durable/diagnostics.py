@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from durable import codec
+from durable.clock import SKEW_WARNING_S
 from durable.core.reopen import retry_cut
 from durable.core.vocabulary import RunStatus
 from durable.errors import RunNotFailed
 
 if TYPE_CHECKING:
     from durable.runtime import RunHandle, Runtime
+    from durable.store.base import WorkerInfo
 
 log = logging.getLogger("durable.runtime")
 
@@ -44,6 +46,19 @@ def _wait_text(wait: Any) -> str:
     text = f"{wait.get('kind', '?')} {wait.get('name')!r}"
     until = wait.get("until")
     return text if until is None else f"{text} until {until:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _skewed(worker: WorkerInfo) -> bool:
+    return worker.clock_skew_s is not None and abs(worker.clock_skew_s) > SKEW_WARNING_S
+
+
+def _skew_text(worker: WorkerInfo) -> str:
+    skew = worker.clock_skew_s or 0.0
+    side = "ahead of" if skew > 0 else "behind"
+    return (
+        f"worker {worker.id}: its host's clock is {abs(skew):.1f} s {side} the database's "
+        "(leases and timers follow the database's clock; fix the host's NTP)"
+    )
 
 
 async def run_situation(rt: Runtime, run_id: str) -> list[str]:
@@ -78,6 +93,7 @@ async def run_situation(rt: Runtime, run_id: str) -> list[str]:
                 f"{len(serving)} live worker(s) serve workflow {rec.workflow!r} version "
                 f"{rec.version!r}: " + ", ".join(w.id for w in serving[:3])
             )
+            lines.extend(_skew_text(w) for w in serving if _skewed(w))
         else:
             other = f" ({len(workers)} live worker(s) serve other workflows)" if workers else ""
             lines.append(

@@ -17,7 +17,7 @@ import msgspec
 
 from durable import codec
 from durable.batching import Coalescer
-from durable.clock import SYSTEM_CLOCK, Clock
+from durable.clock import SYSTEM_CLOCK, Clock, DatabaseClock, follow_database
 from durable.config import RuntimeConfig
 from durable.core.events import EventKind
 from durable.core.vocabulary import TERMINAL, Notice, parse_notice
@@ -184,7 +184,11 @@ class Runtime(RuntimeOps, FailureOps):
         self._dsn = dsn
         self.config = config
         self.registry = Registry(workflows)
-        self.clock = clock or SYSTEM_CLOCK
+        # A host's wall clock is only its opinion: beside a database shared by several
+        # hosts, every lease, claim and timer follows the database's clock (issue 16).
+        given = clock or SYSTEM_CLOCK
+        self.clock: Clock = given if given.authoritative else DatabaseClock(given)
+        self._clock_task: asyncio.Task[None] | None = None
         if context_provider is not None and not callable(context_provider):
             raise TypeError(
                 f"invalid context_provider {context_provider!r}: must be a callable (run_info)"
@@ -297,6 +301,8 @@ class Runtime(RuntimeOps, FailureOps):
         store = await self._open_store()
         self._store = store
         try:
+            # Before anything reads the clock: the first sample of the database's.
+            self._clock_task = await follow_database(self.clock, store.database_time)
             if self.migrate_on_start:
                 await store.migrate()
                 await self._declare_queues()
@@ -338,6 +344,11 @@ class Runtime(RuntimeOps, FailureOps):
 
     async def _shutdown(self) -> None:
         self._open = False
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock_task
+            self._clock_task = None
         if self._scheduler is not None:
             await self._scheduler.stop()
             self._scheduler = None

@@ -111,7 +111,11 @@ def retry_at(policy: RetryPolicy, attempt: int, now: datetime) -> datetime:
 
 
 def passed(deadline: datetime | None, now: datetime) -> bool:
-    """True once `now` has reached `deadline` (never for no deadline)."""
+    """True once `now` has reached `deadline` (never for no deadline).
+
+    Both come from the runtime's clock, which on PostgreSQL is the database's (see
+    `durable.clock.DatabaseClock`): a deadline recorded by one worker is never judged
+    passed early by another whose host clock runs ahead."""
     return deadline is not None and now >= deadline
 
 

@@ -297,6 +297,9 @@ class WorkerInfo(msgspec.Struct, frozen=True):
     last_seen: datetime
     expires_at: datetime
     workflows: list[tuple[str, str]]
+    clock_skew_s: float | None = None
+    """How far the worker's host clock is ahead of the database's (negative: behind),
+    as last measured; None when not measured (a store without a clock of its own)."""
 
 
 class LeaseInfo(msgspec.Struct, frozen=True):
@@ -315,7 +318,9 @@ class Store(Protocol):
     - Each method is atomic: it happens entirely or not at all, and a method that
       raises has written nothing.
     - Times come from the caller (`now`), never from the store's own clock, so a
-      virtual clock drives the whole engine.
+      virtual clock drives the whole engine. A store shared by several hosts exposes
+      its clock through `database_time` instead: the runtime's clock follows it, so
+      the `now` every caller passes is the store's time, whatever the host's says.
     - A *fence* is a counter bumped on every claim; writes made with an old fence are
       refused, so a worker that lost its lease changes nothing.
     - Wake keys and notice payloads are those of `durable.core.vocabulary`. A delivery
@@ -349,6 +354,15 @@ class Store(Protocol):
         A store that can lose its subscription (a dropped connection) re-establishes it
         itself and then calls `on_reconnect`, since notices sent meanwhile are lost.
         """
+        ...
+
+    async def database_time(self) -> datetime | None:
+        """The store's own clock now (aware UTC), read fresh on each call; None for a
+        store whose callers share one clock (the memory store: one process).
+
+        Leases, claims and timers compare times written by different processes, so they
+        must all come from one clock: a runtime samples this one and passes its time as
+        `now` (`durable.clock.DatabaseClock`). Never called on the hot path."""
         ...
 
     # -- runs ------------------------------------------------------------------------------

@@ -69,6 +69,9 @@ class MemoryDiagnostics:
             return None
         return LeaseInfo(run.lease_owner, run.lease_until, run.fence)
 
+    async def database_time(self) -> datetime | None:
+        return None  # one process, one clock: the runtime's own is authoritative
+
     async def record_worker(self, worker: WorkerInfo, now: datetime) -> None:
         old = self._workers.get(worker.id)
         if old is not None:  # as ON CONFLICT: identity and start time stay
@@ -80,6 +83,7 @@ class MemoryDiagnostics:
                 worker.last_seen,
                 worker.expires_at,
                 list(worker.workflows),
+                worker.clock_skew_s,
             )
         self._workers[worker.id] = worker
         cutoff = now - _FORGET_AFTER

@@ -1,7 +1,8 @@
 """PostgreSQL side of issue 14: retrying failed runs, leases, worker heartbeats, schema checks.
 
 A mixin of PostgresStore (its own module keeps postgres.py under its size limit). Every
-query is parameterised; the workers table comes from migration 0010.
+query is parameterised; the workers table comes from migration 0010 (0011: its
+clock_skew_s column). `database_time` is the clock every runtime follows (issue 16).
 """
 
 from __future__ import annotations
@@ -88,13 +89,20 @@ class PgDiagnostics:
             return None
         return LeaseInfo(row["lease_owner"], row["lease_until"], row["fence"])
 
+    async def database_time(self) -> datetime | None:
+        # clock_timestamp(), not now(): now() is the start of the transaction.
+        when: datetime = await self.pool.fetchval("SELECT clock_timestamp()")
+        return when
+
     async def record_worker(self, worker: WorkerInfo, now: datetime) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO workers (id, host, pid, started_at, last_seen, expires_at, workflows)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"
+                "INSERT INTO workers"
+                " (id, host, pid, started_at, last_seen, expires_at, workflows, clock_skew_s)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)"
                 " ON CONFLICT (id) DO UPDATE SET last_seen = EXCLUDED.last_seen,"
-                "  expires_at = EXCLUDED.expires_at, workflows = EXCLUDED.workflows",
+                "  expires_at = EXCLUDED.expires_at, workflows = EXCLUDED.workflows,"
+                "  clock_skew_s = EXCLUDED.clock_skew_s",
                 worker.id,
                 worker.host,
                 worker.pid,
@@ -102,6 +110,7 @@ class PgDiagnostics:
                 worker.last_seen,
                 worker.expires_at,
                 msgspec.json.encode(worker.workflows).decode(),
+                worker.clock_skew_s,
             )
             await conn.execute("DELETE FROM workers WHERE expires_at < $1", now - _FORGET_AFTER)
 
@@ -110,8 +119,8 @@ class PgDiagnostics:
 
     async def list_workers(self, now: datetime) -> list[WorkerInfo]:
         rows = await self.pool.fetch(
-            "SELECT id, host, pid, started_at, last_seen, expires_at, workflows::text AS wf"
-            " FROM workers WHERE expires_at > $1 ORDER BY id",
+            "SELECT id, host, pid, started_at, last_seen, expires_at, workflows::text AS wf,"
+            " clock_skew_s FROM workers WHERE expires_at > $1 ORDER BY id",
             now,
         )
         return [
@@ -123,6 +132,7 @@ class PgDiagnostics:
                 last_seen=r["last_seen"],
                 expires_at=r["expires_at"],
                 workflows=[(w, v) for w, v in msgspec.json.decode(r["wf"])],
+                clock_skew_s=r["clock_skew_s"],
             )
             for r in rows
         ]

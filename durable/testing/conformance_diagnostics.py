@@ -4,6 +4,9 @@ heartbeat rows, takeovers and the schema check."""
 # ruff: noqa: PT018 -- `x is not None and x.field == ...` narrows types for mypy in one line
 from __future__ import annotations
 
+from datetime import timedelta
+
+import msgspec
 import pytest
 
 from durable.core.events import RUN_POS, Event, EventKind
@@ -101,6 +104,25 @@ class DiagnosticsConformance:
         await store.record_worker(_worker("d", 7200), t(7200))
         # Listed at T0, "c" would still be live: it is gone, deleted by d's heartbeat.
         assert [w.id for w in await store.list_workers(T0)] == ["d"]
+
+    async def test_worker_rows_keep_the_clock_skew(self, store: Store) -> None:
+        await store.record_worker(_worker("a", 0), T0)
+        (a,) = await store.list_workers(t(1))
+        assert a.clock_skew_s is None
+        await store.record_worker(msgspec.structs.replace(_worker("a", 1), clock_skew_s=-2.5), t(1))
+        (a,) = await store.list_workers(t(2))
+        assert a.clock_skew_s == -2.5
+
+    async def test_database_time_is_aware_or_none(self, store: Store) -> None:
+        # A store shared by processes reports its own clock (read fresh each time);
+        # a single-process store reports None and the runtime's clock is the authority.
+        first = await store.database_time()
+        if first is None:
+            assert await store.database_time() is None
+            return
+        assert first.tzinfo is not None and first.utcoffset() == timedelta(0)
+        second = await store.database_time()
+        assert second is not None and second >= first
 
     async def test_check_schema_passes_when_migrated(self, store: Store) -> None:
         await store.check_schema()

@@ -408,6 +408,7 @@ class Executor:
                 last_seen=now,
                 expires_at=now + timedelta(seconds=self.lease_s),
                 workflows=self.registry.keys(),
+                clock_skew_s=self.clock.skew(),
             ),
             now,
         )
