@@ -133,15 +133,15 @@ async def test_two_workers_and_steps_blocking_past_the_lease(
     """The issue's setup: a 2 s lease, async steps doing time.sleep(6), two worker
     processes. Before: 11 executions for one run, unfinished after 54 s. Now the
     blocked worker's watchdog thread keeps renewing its leases: each body runs once."""
-    await create_side_effects(db)
     runs = 3
-    with workers_cleanup() as started:
-        for _ in range(2):
-            w = Worker(dsn, schema, log_dir, "--lease", "2s", "--poll", "200ms")
-            started.append(w)
-        for w in started:
-            await w.wait_ready()
-        async with Runtime(dsn, schema=schema, workflows=[blocking], worker=False) as client:
+    async with Runtime(dsn, schema=schema, workflows=[blocking], worker=False) as client:
+        await create_side_effects(db)
+        with workers_cleanup() as started:
+            for _ in range(2):
+                w = Worker(dsn, schema, log_dir, "--lease", "2s", "--poll", "200ms")
+                started.append(w)
+            for w in started:
+                await w.wait_ready()
             t0 = time.monotonic()
             handles = [await client.trigger(blocking, {"seconds": 6}) for _ in range(runs)]
             finished = 0
@@ -150,8 +150,8 @@ async def test_two_workers_and_steps_blocking_past_the_lease(
                     await h.result(timeout=max(90 - (time.monotonic() - t0), 1))
                     finished += 1
             elapsed = time.monotonic() - t0
-        stats = [await w.stats() for w in started]
-        logs = "".join(w.log_text() for w in started)
+            stats = [await w.stats() for w in started]
+            logs = "".join(w.log_text() for w in started)
     executions = await db.fetchval("SELECT count(*) FROM side_effects")
     per_run = await db.fetch("SELECT run_id, count(*) AS n FROM side_effects GROUP BY run_id")
     fences = await db.fetch("SELECT fence FROM runs ORDER BY fence")
