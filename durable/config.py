@@ -13,6 +13,11 @@ import msgspec
 
 from durable.db_schema import check_schema
 from durable.durations import parse_duration
+from durable.errors import ValidationError
+
+# The sticky cache's default byte bound: an estimate (see durable/worker/sticky.py), so
+# that runs holding large results do not fill memory before the count bound is reached.
+DEFAULT_STICKY_BYTES = 256 * 1024 * 1024
 
 
 class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,6 +31,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str = "UTC"
     poll_interval: float = 1.0
     sticky_cache: int = 10_000
+    sticky_cache_bytes: int = DEFAULT_STICKY_BYTES
     max_payload_bytes: int | None = 16 * 1024 * 1024
     shutdown_grace: float = 10.0
     pool_size: int = 10
@@ -46,6 +52,8 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"invalid lease {self.lease_s!r}: must be > 0")
         if self.listen_delay is not None and not 0 <= self.listen_delay <= 60:
             raise ValueError(f"invalid listen_delay {self.listen_delay!r}: must be 0 to 60s")
+        _check_count("sticky_cache", self.sticky_cache)
+        _check_count("sticky_cache_bytes", self.sticky_cache_bytes)
 
     @classmethod
     def build(
@@ -58,6 +66,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
         timezone: str = "UTC",
         poll_interval: Any = "1s",
         sticky_cache: int = 10_000,
+        sticky_cache_bytes: int = DEFAULT_STICKY_BYTES,
         max_payload_bytes: int | None = 16 * 1024 * 1024,
         shutdown_grace: Any = "10s",
         pool_size: int = 10,
@@ -83,6 +92,7 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
             timezone=timezone,
             poll_interval=poll_s,
             sticky_cache=sticky_cache,
+            sticky_cache_bytes=sticky_cache_bytes,
             max_payload_bytes=max_payload_bytes,
             shutdown_grace=parse_duration(shutdown_grace),
             pool_size=pool_size,
@@ -91,3 +101,9 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
             listen_delay=None if listen_delay is None else parse_duration(listen_delay),
             cancel_grace=parse_duration(cancel_grace),
         )
+
+
+def _check_count(name: str, value: object) -> None:
+    """A size setting: a whole number >= 0 (0 disables what it bounds)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"invalid {name} {value!r}: must be a whole number >= 0")

@@ -18,7 +18,7 @@ import msgspec
 from durable import codec
 from durable.batching import Coalescer
 from durable.clock import SYSTEM_CLOCK, Clock, DatabaseClock, follow_database
-from durable.config import RuntimeConfig
+from durable.config import DEFAULT_STICKY_BYTES, RuntimeConfig
 from durable.core.events import EventKind
 from durable.core.vocabulary import TERMINAL, Notice, parse_notice
 from durable.core.vocabulary import RunStatus as RunStatus
@@ -40,7 +40,16 @@ from durable.records import HookInfo as HookInfo
 from durable.records import RunInfo as RunInfo
 from durable.records import run_info
 from durable.runtime_ops import RuntimeOps
-from durable.store import Created, Finish, Listener, NewRun, RunRecord, Store, store_for
+from durable.store import (
+    Created,
+    Finish,
+    Listener,
+    NewRun,
+    RunRecord,
+    Store,
+    is_memory_url,
+    store_for,
+)
 from durable.tags import check_tags as check_tags
 from durable.worker.executor import Executor
 from durable.workflow import Registry, WorkflowDef, check_name
@@ -125,6 +134,7 @@ class Runtime(RuntimeOps, FailureOps):
         timezone: str = "UTC",
         poll_interval: Any = "1s",
         sticky_cache: int = 10_000,
+        sticky_cache_bytes: int = DEFAULT_STICKY_BYTES,
         max_payload_bytes: int | None = 16 * 1024 * 1024,
         shutdown_grace: Any = "10s",
         pool_size: int = 10,
@@ -144,6 +154,7 @@ class Runtime(RuntimeOps, FailureOps):
             timezone=timezone,
             poll_interval=poll_interval,
             sticky_cache=sticky_cache,
+            sticky_cache_bytes=sticky_cache_bytes,
             max_payload_bytes=max_payload_bytes,
             shutdown_grace=shutdown_grace,
             pool_size=pool_size,
@@ -196,6 +207,7 @@ class Runtime(RuntimeOps, FailureOps):
         self.context_provider = context_provider
         self._given_store = store
         self._store: Store | None = None
+        self._side_store: Callable[[], Store] | None = None
         self._executor: Executor | None = None
         self._listener: Listener | None = None
         self._waiters: dict[str, list[asyncio.Event]] = {}
@@ -295,6 +307,10 @@ class Runtime(RuntimeOps, FailureOps):
         dsn = await self._resolve_dsn()
         store = store_for(dsn, schema=self.schema, pool_size=self.pool_size)
         await store.open()
+        if not is_memory_url(dsn):
+            # The watchdog's own store, opened on its thread only while a step blocks
+            # the loop (durable/worker/watchdog.py).
+            self._side_store = lambda: store_for(dsn, schema=self.schema, pool_size=1)
         return store
 
     async def __aenter__(self) -> Runtime:
@@ -320,6 +336,8 @@ class Runtime(RuntimeOps, FailureOps):
                 on_finished=self._notify_finished,
                 context_provider=self.context_provider,
                 listen_delay=self.config.listen_delay,
+                sticky_bytes=self.config.sticky_cache_bytes,
+                side_store=self._side_store,
             )
             self._executor.on_changed = self._publish
             self._executor.start_committer()
@@ -377,6 +395,8 @@ class Runtime(RuntimeOps, FailureOps):
         kind, run_ids = parse_notice(payload)
         if kind is Notice.DONE:
             for run_id in run_ids:
+                if self._executor is not None:
+                    self._executor.forget(run_id)
                 self._notify_finished(run_id, None)
                 self._publish(run_id, "finished")
             # A run that ended may have freed a queue slot another worker's run awaits.

@@ -50,6 +50,11 @@ _IDLE_SPINS = 16
 
 _DEAD = Phase.DEAD  # bound once: Enum class attribute access is slow on the hot path
 
+# The sticky cache's estimate of one suspended run's memory beyond its payloads: the
+# coroutine frames, the execution, its context and state (docs/reliability.md measured
+# about 8 KiB per suspended run with every coroutine kept).
+ENTRY_OVERHEAD = 8 * 1024
+
 
 class PendingWait(msgspec.Struct, frozen=True):
     """What a suspended run waits on, as shown in `RunInfo.pending`."""
@@ -86,6 +91,14 @@ class RunExecution:
             execution_timeout=defn.execution_timeout,
         )
         self.buffer: list[Event] = []
+        # Estimated bytes this execution keeps alive (the sticky cache's byte bound): its
+        # coroutine's locals mostly hold the input and values decoded from history
+        # payloads, read back or written by it.
+        self.weight = (
+            ENTRY_OVERHEAD
+            + len(claimed.input or b"")
+            + sum(len(e.payload) for e in history.events if e.payload is not None)
+        )
         self.active = 0
         self.progress = 0
         self.entered = 0  # ctx operations that started (see RunState.unawaited)
@@ -202,6 +215,9 @@ class RunExecution:
         state = self.state
         if state.phase is _DEAD or (state.failure is not None and "finish" not in kwargs):
             raise RunAborted
+        events = kwargs.get("events")
+        if events:
+            self.weight += sum(len(e.payload) for e in events if e.payload is not None)
         try:
             result = await self.executor.committer.submit_outcome(self.run_id, self.fence, **kwargs)
         except Exception as exc:

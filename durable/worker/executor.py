@@ -8,9 +8,9 @@ import heapq
 import logging
 import os
 import socket
+import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,8 @@ from durable.outage import Outage
 from durable.store.base import ClaimedRun, Extend, Finish, Store, WorkerInfo
 from durable.worker.committer import GroupCommitter
 from durable.worker.execution import RunExecution
+from durable.worker.sticky import StickyCache
+from durable.worker.watchdog import LoopWatchdog
 from durable.workflow import Registry, WorkflowDef
 
 log = logging.getLogger("durable.worker")
@@ -44,6 +46,8 @@ class Executor:
         on_finished: Callable[[str, Finish | None], None],
         context_provider: Callable[[Any], Any] | None = None,
         listen_delay: float | None = None,
+        sticky_bytes: int = 1 << 62,
+        side_store: Callable[[], Store] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -51,7 +55,6 @@ class Executor:
         self.concurrency = concurrency
         self.lease_s = lease_s
         self.poll_interval = poll_interval
-        self.sticky_size = sticky_size
         self.max_payload = max_payload
         self.on_finished = on_finished
         # Observer of local progress (run id, "running" | "suspended" | "finished" |
@@ -61,9 +64,22 @@ class Executor:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.committer = GroupCommitter(store, clock, lease_s=lease_s)
         self.active: dict[str, RunExecution] = {}
-        self.sticky: OrderedDict[str, RunExecution] = OrderedDict()
+        self.sticky = StickyCache(sticky_size, sticky_bytes)
         self._tasks: dict[asyncio.Task[None], str] = {}  # execution task -> run id
         self._live: dict[str, asyncio.Task[None]] = {}  # run id -> its execution task
+        # The leases of the runs this process executes: run id -> (when the lease was
+        # last granted, by this clock and by time.monotonic(), taken before the claim or
+        # renewal was sent; the fence). Says which live runs' leases may have lapsed (see
+        # `_executing_at_risk`) and what the watchdog renews. Cleanups have no time:
+        # their lease lasts their grace and is never renewed.
+        self._granted: dict[str, tuple[datetime | None, float, int]] = {}
+        # No stamp in `_granted` is older than this (recomputed at each heartbeat), and
+        # how many of its entries are cleanups: the usual claim needs no scan at all.
+        self._grant_floor: tuple[datetime, float] | None = None
+        self._cleanups_live = 0
+        self.watchdog = LoopWatchdog(
+            lease_s=lease_s, clock=clock, side_store=side_store, held=self._held_leases
+        )
         self._wake = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._timers: list[datetime] = []
@@ -88,6 +104,7 @@ class Executor:
 
     def start_committer(self) -> None:
         self.committer.start()
+        self.watchdog.start()
 
     def start_worker(self) -> None:
         self._loop_task = asyncio.create_task(self._claim_loop(), name="durable-claim-loop")
@@ -106,10 +123,8 @@ class Executor:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=1.0)
         await _cancel_and_wait(self._beat_task)
-        dropped = [e.task for e in self.sticky.values() if e.task is not None]
-        for execution in self.sticky.values():
-            execution.evict()
-        self.sticky.clear()
+        await self.watchdog.stop()
+        dropped = self.sticky.clear()
         if dropped:
             # Let the cancelled coroutines unwind before the loop may close.
             await asyncio.wait(dropped, timeout=1.0)
@@ -163,11 +178,14 @@ class Executor:
         execution = self.active.get(run_id)
         if execution is not None and not execution.cleanup:
             execution.evict()
-        sticky = self.sticky.pop(run_id, None)
-        if sticky is not None:
-            sticky.evict()
+        self.sticky.drop(run_id)
         self._cleanup_due = True
         self._wake.set()
+
+    def forget(self, run_id: str) -> None:
+        """A notice said `run_id` ended (here or on another worker): nothing will resume
+        its suspended coroutine, so drop it from the sticky cache now."""
+        self.sticky.drop(run_id)
 
     # -- claiming ---------------------------------------------------------------------
 
@@ -195,6 +213,40 @@ class Executor:
                 self._slot_free.clear()
                 await self._slot_free.wait()
 
+    def _executing_at_risk(self) -> list[str]:
+        """Runs this process is executing whose lease may have lapsed: granted over half
+        a lease ago (by either clock), or cleanups. Every claim excludes them.
+
+        A worker must never claim a run it is still executing: the claim would bump the
+        fence, fence out the execution under way and start the run again here (a step
+        that held the event loop past the lease ran 2-4 times on one worker). A run
+        granted less than half a lease ago cannot be claimable, so the list stays short
+        (usually empty) instead of naming every live run in every claim.
+        """
+        if not self._granted:
+            return []
+        now, mono = self.clock.now(), time.monotonic()
+        half = self.lease_s / 2
+        floor = self._grant_floor
+        if not self._cleanups_live and (
+            floor is None or (mono - floor[1] < half and (now - floor[0]).total_seconds() < half)
+        ):
+            return []
+        return [
+            run_id
+            for run_id, (at, at_mono, _) in self._granted.items()
+            if at is None or mono - at_mono >= half or (now - at).total_seconds() >= half
+        ]
+
+    def _held_leases(self) -> list[Extend]:
+        """The leases this process holds and renews (not cleanups'), for the watchdog
+        thread: one atomic copy of the dict, then no shared state is touched."""
+        return [
+            Extend(run_id, fence)
+            for run_id, (at, _, fence) in list(self._granted.items())
+            if at is not None
+        ]
+
     async def claim_and_start(self, exclude: tuple[str, ...] | set[str]) -> list[str]:
         free = self.concurrency - self._inflight - self._reserved
         if free <= 0:
@@ -204,6 +256,8 @@ class Executor:
         _, queued = self.registry.claim_plan()
         limit = min(free, self.claim_batch)
         now = self.clock.now()
+        granted = (now, time.monotonic())
+        skip = [*exclude, *self._executing_at_risk()]
         # Every registered pair, queued or not: `claim` takes only runs stored without a
         # queue, which includes runs created before their workflow gained one.
         claimed = await self.store.claim(
@@ -212,7 +266,7 @@ class Executor:
             limit=limit,
             now=now,
             lease_s=self.lease_s,
-            exclude=list(exclude),
+            exclude=skip,
         )
         # Each queue's runs start through its own claim (its limits, its row lock), so
         # queued and unqueued workflows never wait on each other's claims.
@@ -226,7 +280,7 @@ class Executor:
                 limit=limit - len(claimed),
                 now=self.clock.now(),
                 lease_s=self.lease_s,
-                exclude=list(exclude),
+                exclude=skip,
             )
         if len(claimed) < limit and self._cleanups_due(now):
             claimed += await self.store.claim_cleanups(
@@ -234,10 +288,10 @@ class Executor:
                 keys=self.registry.keys(),
                 limit=limit - len(claimed),
                 now=now,
-                exclude=list(exclude),
+                exclude=skip,
             )
         for c in claimed:
-            self._start(c)
+            self._start(c, granted)
         return [c.run_id for c in claimed]
 
     def _cleanups_due(self, now: datetime) -> bool:
@@ -256,6 +310,7 @@ class Executor:
         run_id = self._tasks.pop(task, None)
         if run_id is not None and self._live.get(run_id) is task:
             del self._live[run_id]  # a task cancelled before it ever ran
+            self._ungrant(run_id)
 
     def reserve(self, defn: WorkflowDef, execute: bool = False) -> bool:
         """Promise a slot to a run this process is about to insert already claimed.
@@ -283,7 +338,9 @@ class Executor:
 
     def start_reserved(self, claimed: ClaimedRun) -> None:
         self._reserved -= 1
-        self._start(claimed)
+        # Inserted leased to us a moment ago: the lease began before this stamp, by the
+        # insert's round trip, far less than the half lease `_executing_at_risk` allows.
+        self._start(claimed, (self.clock.now(), time.monotonic()))
 
     async def settle(self, run_id: str) -> None:
         """Wait until this process's execution of `run_id` reaches its first stop
@@ -294,7 +351,7 @@ class Executor:
         if mine:
             await asyncio.wait(mine)
 
-    def _start(self, claimed: ClaimedRun) -> None:
+    def _start(self, claimed: ClaimedRun, granted: tuple[datetime, float]) -> None:
         if claimed.taken_from is not None and claimed.taken_from != self.owner:
             log.warning(
                 "run %s: taking it over from %s, whose lease expired (crashed or stalled "
@@ -310,7 +367,19 @@ class Executor:
         )
         self._tasks[task] = claimed.run_id
         self._live[claimed.run_id] = task
+        if claimed.cleanup:
+            self._cleanups_live += 1
+            self._granted[claimed.run_id] = (None, 0.0, claimed.fence)
+        else:
+            if self._grant_floor is None:
+                self._grant_floor = granted  # stamps only get newer than an existing floor
+            self._granted[claimed.run_id] = (*granted, claimed.fence)
         task.add_done_callback(self._forget_task)
+
+    def _ungrant(self, run_id: str) -> None:
+        entry = self._granted.pop(run_id, None)
+        if entry is not None and entry[0] is None:
+            self._cleanups_live -= 1
 
     def is_live(self, run_id: str) -> bool:
         """Whether an execution of `run_id` is under way in this process.
@@ -322,7 +391,7 @@ class Executor:
 
     async def _execute(self, claimed: ClaimedRun, defn: WorkflowDef) -> None:
         run_id = claimed.run_id
-        execution = self.sticky.pop(run_id, None)
+        execution = self.sticky.take(run_id)
         try:
             if (
                 execution is not None
@@ -356,17 +425,12 @@ class Executor:
                 del self.active[run_id]
             if self._live.get(run_id) is asyncio.current_task():
                 del self._live[run_id]
+                self._ungrant(run_id)
             self._inflight -= 1
             self._slot_free.set()
             self._wake.set()
         if outcome is DriveResult.SUSPENDED and execution is not None:
-            if self.sticky_size > 0:
-                self.sticky[run_id] = execution
-                while len(self.sticky) > self.sticky_size:
-                    _, old = self.sticky.popitem(last=False)
-                    old.evict()
-            else:
-                execution.evict()
+            self.sticky.put(run_id, execution)
         elif outcome is DriveResult.FINISHED and execution is not None:
             self.on_finished(run_id, execution.outcome)
             execution.dispose()
@@ -430,18 +494,33 @@ class Executor:
             held = [e for e in self.active.values() if not e.cleanup]
             extends = [Extend(e.run_id, e.fence) for e in held]
             lost: set[str] = set()
+            granted = (self.clock.now(), time.monotonic())
             try:
                 # Leases first: the worker row is informational, the leases are not.
                 if extends:
                     lost = await self.committer.heartbeat(extends)
+                    for e in held:
+                        grant = self._granted.get(e.run_id)
+                        if e.run_id not in lost and grant is not None and grant[2] == e.fence:
+                            self._granted[e.run_id] = (*granted, e.fence)
+                    self._grant_floor = _floor(self._granted.values())
                 await self._record_worker()
                 outage.recovered()
             except Exception as exc:
                 outage.failed(exc)
             for execution in held:
                 if execution.run_id in lost and self.active.get(execution.run_id) is execution:
-                    log.warning("run %s: lease lost; stopping it here", execution.run_id)
+                    # Taken over, or ended elsewhere: a cancel whose notice never arrived
+                    # is found here, within one heartbeat (lease / 3), and its cleanup is
+                    # looked for at the next claim.
+                    log.warning(
+                        "run %s: lease lost (taken over, cancelled or ended elsewhere); "
+                        "stopping it here",
+                        execution.run_id,
+                    )
                     execution.evict()
+                    self._cleanup_due = True
+                    self._wake.set()
 
     async def settled(self, run_id: str, timeout: float = 5.0) -> None:
         """Wait until this worker's executions of `run_id` have wound down.
@@ -464,6 +543,16 @@ class Executor:
                 )
             return workflow
         return self.registry.get(workflow)
+
+
+def _floor(
+    grants: Iterable[tuple[datetime | None, float, int]],
+) -> tuple[datetime, float] | None:
+    """The oldest grant times (by each clock) among leases that are renewed."""
+    stamps = [(at, mono) for at, mono, _ in grants if at is not None]
+    if not stamps:
+        return None
+    return min(at for at, _ in stamps), min(mono for _, mono in stamps)
 
 
 async def _cancel_and_wait(task: asyncio.Task[None] | None) -> None:

@@ -14,7 +14,9 @@
    over, then A's step returns and A submits step_completed with fence 1: refused, the
    history is unchanged, A drops the run.
 4. The same worker re-claims its own run after its heartbeats failed for longer than
-   the lease: the ending stale execution must not untrack its successor.
+   the lease: the ending stale execution must not untrack its successor. (A worker no
+   longer claims a run it is executing -- tests/faults/test_blocking_steps.py -- so the
+   test switches that exclusion off to keep this second line of defence covered.)
 """
 
 from __future__ import annotations
@@ -164,6 +166,8 @@ async def test_stale_execution_does_not_untrack_its_successor_on_the_same_worker
         async def failing(extends: Any) -> set[str]:
             raise ConnectionError("injected: heartbeat commit failed")
 
+        # Re-claiming one's own live run is what the claim's exclusion now prevents.
+        a.executor._executing_at_risk = list  # type: ignore[method-assign]
         h = await a.trigger(wf, None)
 
         async def n_calls(n: int) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -126,3 +127,83 @@ async def test_polling_alone_completes_every_run(
         signal_pickup_s_median=round(statistics.median(pickup), 3),
         signal_pickup_s_max=round(pickup[-1], 3),
     )
+
+
+STEP_CANCELLED: list[float] = []
+STEP_STARTED: list[float] = []
+
+
+async def endless() -> None:
+    STEP_STARTED.append(time.monotonic())
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        STEP_CANCELLED.append(time.monotonic())
+        raise
+
+
+@workflow(name="endless_step")
+async def endless_step(ctx: Context, _: Any) -> Any:
+    try:
+        await ctx.step("endless", endless)
+    finally:
+        await ctx.step("undo", lambda: "undone")
+
+
+async def test_lost_cancel_notice_stops_the_step_within_a_heartbeat(
+    make_rt: MakeRuntime, db: Any
+) -> None:
+    """Issue 16: "a lost cancel NOTIFY lets a live step run until the next heartbeat".
+
+    The executing worker does not LISTEN, so the `x:` notice of the cancel never reaches
+    it. Its next lease renewal is refused (the run is no longer running): the execution
+    is stopped and the step's coroutine cancelled, within one heartbeat (lease / 3);
+    then the run's cleanup is claimed (the lost lease makes the worker look for
+    cleanups at once, instead of within 5 poll intervals) and its `finally` step runs."""
+    STEP_CANCELLED.clear()
+    STEP_STARTED.clear()
+    async with (
+        make_rt(endless_step, listen=False, lease="1500ms", poll_interval="1s") as worker,
+        make_rt(endless_step, listen=False, worker=False) as client,
+    ):
+        assert worker._listener is None
+        h = await client.trigger(endless_step, None)
+
+        async def started() -> bool:
+            return bool(STEP_STARTED)
+
+        await wait_for(started, timeout=15, what="the step running on the worker")
+        t0 = time.monotonic()
+        await client.cancel(h.run_id)
+
+        async def step_cancelled() -> bool:
+            return bool(STEP_CANCELLED)
+
+        await wait_for(step_cancelled, timeout=15, what="the live step cancelled")
+        stopped_s = STEP_CANCELLED[0] - t0
+
+        async def cleaned() -> bool:
+            n = await db.fetchval(
+                "SELECT count(*) FROM events WHERE run_id = $1 AND kind = 'cleanup_finished'",
+                h.run_id,
+            )
+            return bool(n)
+
+        await wait_for(cleaned, timeout=30, what="the cancelled run's cleanup")
+        cleaned_s = time.monotonic() - t0
+        assert (await client.get_run(h.run_id)).status == "cancelled"
+    undo = await db.fetchval(
+        "SELECT count(*) FROM events WHERE run_id = $1 AND kind = 'step_completed'"
+        " AND name = 'undo'",
+        h.run_id,
+    )
+    report(
+        "lost_cancel_notice",
+        lease_s=1.5,
+        heartbeat_s=0.5,
+        step_cancelled_after_s=round(stopped_s, 2),
+        cleanup_finished_after_s=round(cleaned_s, 2),
+        undo_steps=undo,
+    )
+    assert undo == 1
+    assert len(STEP_STARTED) == 1, "the cancelled step ran again"

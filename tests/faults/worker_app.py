@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 import asyncpg
@@ -64,6 +65,23 @@ async def parked(ctx: Context, inp: Any) -> list[Any]:
     return [first, got, last]
 
 
+async def blocking_effect(run_id: str, seconds: float) -> int:
+    """An async step body that holds the event loop: one ledger row, then time.sleep."""
+    assert _POOL is not None
+    await _POOL.execute(
+        "INSERT INTO side_effects (run_id, step, pid) VALUES ($1, 0, $2)", run_id, PID
+    )
+    STATS["effects"] += 1
+    time.sleep(seconds)  # noqa: ASYNC251 - the fault under test: a step blocking the loop
+    return PID
+
+
+@workflow(name="blocking")
+async def blocking(ctx: Context, inp: Any) -> Any:
+    """One async step that blocks the event loop for `seconds` (past the lease)."""
+    return await ctx.step("block", blocking_effect, ctx.run_id, inp["seconds"])
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -88,7 +106,7 @@ async def main(argv: list[str]) -> None:
     rt = Runtime(
         args.dsn,
         schema=args.schema,
-        workflows=[chain, parked],
+        workflows=[chain, parked, blocking],
         lease=args.lease,
         concurrency=args.concurrency,
         poll_interval=args.poll,
@@ -111,6 +129,8 @@ async def main(argv: list[str]) -> None:
                 "sticky": len(ex.sticky) if ex else -1,
                 "active": len(ex.active) if ex else -1,
                 "tasks": len(asyncio.all_tasks()),
+                "blocked_episodes": getattr(getattr(ex, "watchdog", None), "episodes", -1),
+                "watchdog_renewals": getattr(getattr(ex, "watchdog", None), "renewals", -1),
                 **STATS,
             }
             print("stats " + json.dumps(stats), flush=True)
