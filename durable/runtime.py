@@ -365,8 +365,11 @@ class Runtime(RuntimeOps, FailureOps):
     def _on_notice(self, payload: str) -> None:
         kind, run_ids = parse_notice(payload)
         if kind is Notice.DONE:
+            executor = self._executor
             for run_id in run_ids:
                 self._notify_finished(run_id, None)
+                if executor is None or not executor.is_live(run_id):
+                    self._watched.pop(run_id, None)  # it ended elsewhere: no hand-over
                 self._publish(run_id, "finished")
             # A run that ended may have freed a queue slot another worker's run awaits.
             if self._executor is not None and self.worker and self._has_queues:
