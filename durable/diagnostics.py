@@ -104,13 +104,13 @@ async def run_situation(rt: Runtime, run_id: str) -> list[str]:
 
 
 async def wait_or_explain(
-    rt: Runtime, run_id: str, seconds: float | None
+    rt: Runtime, run_id: str, seconds: float | None, handle: RunHandle | None = None
 ) -> tuple[str, bytes | None, str | None]:
     """`rt._wait_finished` bounded by `seconds`; on timeout a TimeoutError that says
     which run, its status, what it waits on and whether any live worker serves it."""
     try:
         async with asyncio.timeout(seconds):
-            return await rt._wait_finished(run_id)
+            return await rt._wait_finished(run_id, handle)
     except TimeoutError:
         if seconds is None:
             raise

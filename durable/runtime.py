@@ -67,6 +67,10 @@ class RunHandle:
         # Set when this process finished the run while the handle was alive (see
         # Runtime._watch): result() then needs no query.
         self._outcome: Finish | None = None
+        # True from a trigger that created the run while LISTEN was up until a notice
+        # says it ended (or notices may have been lost): the run has not ended, so
+        # result() need not read it before waiting (see Runtime._wait_finished).
+        self._unended = False
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id!r}>"
@@ -93,7 +97,7 @@ class RunHandle:
         if done is not None:
             status, output, error = done.status, done.output, done.error
         else:
-            status, output, error = await wait_or_explain(self._rt, run_id, seconds)
+            status, output, error = await wait_or_explain(self._rt, run_id, seconds, self)
             self._outcome = None  # a hand-over that raced this wait is answered already
         # A run that continued as new ends completed with no output at all (a returned
         # None is stored encoded): follow it to the chain's last run.
@@ -212,8 +216,10 @@ class Runtime(RuntimeOps, FailureOps):
         self._listener: Listener | None = None
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._outcomes: dict[str, Finish] = {}
-        # Handles of runs that trigger() started executing here, while both live.
+        # Handles of runs that trigger() created, while both live (see _watch).
         self._watched: weakref.WeakValueDictionary[str, RunHandle] = weakref.WeakValueDictionary()
+        # Runs being inserted by trigger(), True once a notice may have told their end.
+        self._inserting: dict[str, bool] = {}
         self._scheduler: Any = None
         self._has_queues = False
         self._open = False
@@ -394,14 +400,17 @@ class Runtime(RuntimeOps, FailureOps):
     def _on_notice(self, payload: str) -> None:
         kind, run_ids = parse_notice(payload)
         if kind is Notice.DONE:
+            executor = self._executor
             for run_id in run_ids:
                 if self._executor is not None:
                     self._executor.forget(run_id)
                 self._notify_finished(run_id, None)
+                if executor is None or not executor.is_live(run_id):
+                    self._watched.pop(run_id, None)  # it ended elsewhere: no hand-over
                 self._publish(run_id, "finished")
             # A run that ended may have freed a queue slot another worker's run awaits.
             if self._executor is not None and self.worker and self._has_queues:
-                self._executor.poke()
+                self._executor.poke_queues()
         elif kind is Notice.CANCELLED:
             if self._executor is not None:
                 self._executor.cancel_local(run_ids[0])
@@ -412,6 +421,10 @@ class Runtime(RuntimeOps, FailureOps):
 
     def _on_reconnect(self) -> None:
         """Notices were lost while the listener was down: re-check everything once."""
+        for handle in list(self._watched.values()):
+            handle._unended = False  # its end may have been among the lost notices
+        for run_id in self._inserting:
+            self._inserting[run_id] = True
         if self._executor is not None:
             self._executor.poke()
         for events in self._waiters.values():
@@ -419,11 +432,22 @@ class Runtime(RuntimeOps, FailureOps):
                 ev.set()
 
     def _notify_finished(self, run_id: str, outcome: Finish | None) -> None:
-        """Wake this process's result() waiters; a local finish hands them its outcome."""
-        if outcome is not None and self._watched:
-            handle = self._watched.pop(run_id, None)
-            if handle is not None:
-                handle._outcome = outcome
+        """Wake this process's result() waiters; a local finish hands them its outcome.
+
+        Without an outcome (a notice that it ended, a cancel here, or an execution here
+        that stopped short of the end) a watched handle's result() reads the run again.
+        """
+        if self._watched:
+            if outcome is not None:
+                handle = self._watched.pop(run_id, None)
+                if handle is not None:
+                    handle._outcome = outcome
+            else:
+                handle = self._watched.get(run_id)
+                if handle is not None:
+                    handle._unended = False
+        if run_id in self._inserting:
+            self._inserting[run_id] = True
         waiters = self._waiters.get(run_id)
         if not waiters:
             return
@@ -432,16 +456,25 @@ class Runtime(RuntimeOps, FailureOps):
         for ev in waiters:
             ev.set()
 
-    async def _wait_finished(self, run_id: str) -> tuple[str, bytes | None, str | None]:
+    async def _wait_finished(
+        self, run_id: str, handle: RunHandle | None = None
+    ) -> tuple[str, bytes | None, str | None]:
         """Wait for the run's end: (status, output, error).
 
         While the run executes in this process its end is handed over here (no query at
         all); otherwise one read, then NOTIFY (or this process's finish) wakes the wait
         and one more read takes the outcome. Outcomes are kept only while someone waits.
         Polling is the fallback: rare while LISTEN is up, and never for a live local run.
+        The first read is skipped for a `handle` known not to have ended (`_unended`):
+        a run this process created that still waits for a queue slot would otherwise
+        cost one read per result() call, a storm that delays the claims starting them.
         """
         ev = asyncio.Event()
         self._waiters.setdefault(run_id, []).append(ev)
+        # Read after registering: a notice of its end from now on wakes `ev`.
+        unended = handle is not None and handle.run_id == run_id and handle._unended
+        if handle is not None:
+            handle._unended = False  # once: any later wake-up reads
         try:
             listening = self._listener is not None and self._listener.active
             # With LISTEN up every finish sends a notice (and a reconnect wakes all
@@ -453,7 +486,9 @@ class Runtime(RuntimeOps, FailureOps):
                 outcome = self._outcomes.get(run_id)
                 if outcome is not None:
                     return outcome.status, outcome.output, outcome.error
-                if executor is None or not executor.is_live(run_id):
+                if unended:
+                    unended = False
+                elif executor is None or not executor.is_live(run_id):
                     # The wait outlives database outages: its caller's timeout bounds it.
                     rec = await retry_transient(functools.partial(self._record, run_id))
                     if rec.status in TERMINAL:
@@ -574,13 +609,22 @@ class Runtime(RuntimeOps, FailureOps):
         if flow.debounce_key is not None:
             created = await self.store.create_debounced(new, now)
             return RunHandle(self, created.run_id, created.created)
+        # With LISTEN up from before the insert, no end of the new run can go unnoticed.
+        listening = not local and self._listener is not None and self._listener.active
+        if listening:
+            self._inserting[new.run_id] = False
         try:
             result = await self._creator.submit(new)
         except BaseException:
             if local:
                 executor.unreserve()
             raise
+        finally:
+            ended = self._inserting.pop(new.run_id, True)
         handle = RunHandle(self, result.run_id, result.created)
+        if listening and result.created and not ended:
+            handle._unended = True
+            self._watch(handle)
         if local:
             if result.claimed is not None:
                 executor.start_reserved(result.claimed)
@@ -594,11 +638,12 @@ class Runtime(RuntimeOps, FailureOps):
         return handle
 
     def _watch(self, handle: RunHandle) -> None:
-        """Let this process's finish of the run reach `handle` directly.
+        """Let this process's finish of the run reach `handle` directly (and a notice
+        of its end clear `handle._unended`).
 
         A run that ends before anyone calls result() would otherwise cost a query to
         learn its outcome. Held weakly: a handle the caller dropped keeps nothing, and
-        at most one entry per run executing here (removed when it finishes).
+        at most one entry per run triggered here (removed when it finishes here).
         """
         self._watched[handle.run_id] = handle
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -19,6 +20,11 @@ class PgQueueQueries:
 
     @property
     def pool(self) -> asyncpg.Pool:  # pragma: no cover - provided by PostgresStore
+        raise NotImplementedError
+
+    async def _claim_fetch(
+        self, query: str, *args: Any
+    ) -> list[asyncpg.Record]:  # pragma: no cover - provided by PostgresStore
         raise NotImplementedError
 
     async def claim_queue(
@@ -34,7 +40,7 @@ class PgQueueQueries:
     ) -> list[ClaimedRun]:
         if limit <= 0 or not keys:
             return []
-        rows = await self.pool.fetch(
+        rows = await self._claim_fetch(
             "SELECT * FROM durable_claim_queue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             queue.name,
             queue.concurrency,

@@ -7,7 +7,6 @@ schema, so the SQL itself names tables unqualified.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -44,6 +43,7 @@ from durable.store.outside_sql import OutsideOps
 from durable.store.pg_cancel import PgCancel
 from durable.store.pg_diagnostics import PgDiagnostics
 from durable.store.pg_listener import PgListener
+from durable.store.pg_own import OwnConnection
 from durable.store.pg_queues import PgQueueQueries
 from durable.store.pg_rows import (
     RUN_COLS as _RUN_COLS,
@@ -85,8 +85,9 @@ class PostgresStore(
         self.channel = channel_for(self.schema)
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        self._commit_conn: asyncpg.Connection | None = None  # see _commit_fetch
-        self._commit_busy = False
+        # The group commit and the claims each have a connection of their own.
+        self._commits = OwnConnection(self._connect, lambda: self.pool)
+        self._claims = OwnConnection(self._connect, lambda: self.pool)
         self._maintained_at: float | None = None  # time.monotonic() of the last maintain
 
     @property
@@ -109,11 +110,17 @@ class PostgresStore(
                 f"cannot connect to PostgreSQL at {redact_dsn(self.dsn)}: {exc}"
             ) from None
 
+    @property
+    def _commit_conn(self) -> asyncpg.Connection | None:
+        return self._commits.conn
+
+    async def _claim_fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """A claim, on the claims' own connection (see pg_own)."""
+        return await self._claims.fetch(query, *args)
+
     async def close(self) -> None:
-        conn, self._commit_conn = self._commit_conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=5)
+        await self._commits.close()
+        await self._claims.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -347,7 +354,7 @@ class PostgresStore(
             return []
         # SKIP LOCKED lets many workers claim concurrently without blocking on each
         # other; bumping `fence` makes every write of a previous holder fail.
-        rows = await self.pool.fetch(
+        rows = await self._claim_fetch(
             "WITH c AS ("
             " SELECT id, started_at AS first,"
             "  CASE WHEN status = 'running' THEN lease_owner END AS taken_from FROM runs"
@@ -430,7 +437,7 @@ class PostgresStore(
         fins = batch.finishes
         sus = batch.suspends
         ext = batch.extends
-        rows = await self._commit_fetch(
+        rows = await self._commits.fetch(
             "SELECT run_id, outcome FROM durable_commit_packed($1, $2, $3,"
             " $4, $5, $6, $7, $8, $9, $10, $11,"
             " $12, $13, $14, $15, $16,"
@@ -464,34 +471,6 @@ class PostgresStore(
                 if outcome == "closed":
                     result.closed.add(row["run_id"])
         return result
-
-    async def _commit_fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        """Run the group commit on its own connection, opened on first use.
-
-        Saves the pool's acquire and release around every commit (tens of µs, which is
-        much of a sequential run's per-step cost). One commit at a time uses it; another
-        one meanwhile (a committer pipeline) borrows from the pool. A connection that
-        failed is dropped and the next commit opens a new one.
-        """
-        if self._commit_busy:
-            rows: list[asyncpg.Record] = await self.pool.fetch(query, *args)
-            return rows
-        self._commit_busy = True
-        try:
-            conn = self._commit_conn
-            if conn is None or conn.is_closed():
-                conn = self._commit_conn = await self._connect()
-            try:
-                rows = await conn.fetch(query, *args)
-            except asyncpg.PostgresError:
-                raise  # the server refused the statement: the connection is fine
-            except BaseException:
-                self._commit_conn = None
-                conn.terminate()
-                raise
-            return rows
-        finally:
-            self._commit_busy = False
 
     async def release(self, owner: str, run_ids: Sequence[str], now: datetime) -> None:
         if not run_ids:

@@ -252,11 +252,13 @@ class TestRuntime(Runtime):
         self._poke()
         return run_id
 
-    async def _wait_finished(self, run_id: str) -> tuple[str, bytes | None, str | None]:
+    async def _wait_finished(
+        self, run_id: str, handle: RunHandle | None = None
+    ) -> tuple[str, bytes | None, str | None]:
         # A result() waiter is what allows time skipping (see the module docstring).
         self._skip_waiters += 1
         self._poke()
         try:
-            return await super()._wait_finished(run_id)
+            return await super()._wait_finished(run_id, handle)
         finally:
             self._skip_waiters -= 1

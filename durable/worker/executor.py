@@ -99,6 +99,13 @@ class Executor:
         # notice arrived and otherwise every few poll intervals (cheap: a partial index).
         self._cleanup_due = True
         self._cleanup_checked: datetime | None = None
+        # The unqueued claim is skipped while nothing can have made an unqueued run
+        # claimable since one came back short (see _unqueued_idle): a queued workload
+        # then pays one round trip per claim, not two. Every cause other than a freed
+        # slot bumps the generation; `_plain_dry` is (generation, loop time) of the last
+        # short unqueued claim, or None.
+        self._plain_gen = 0
+        self._plain_dry: tuple[int, float] | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -145,6 +152,14 @@ class Executor:
             self._noticed = True
         else:
             self._urgent.set()
+        self._plain_gen += 1
+        self._wake.set()
+
+    def poke_queues(self) -> None:
+        """A run ended somewhere (a DONE notice): a queue slot may have freed. Claims
+        again at once, but only a queue's claim can profit (the unqueued claim does not
+        wait on finishes), so the unqueued claim may still be skipped."""
+        self._urgent.set()
         self._wake.set()
 
     def note_wake_at(self, when: datetime) -> None:
@@ -152,12 +167,14 @@ class Executor:
         heapq.heappush(self._timers, when)
         if len(self._timers) > 10_000:
             self._timers = heapq.nsmallest(5_000, self._timers)
+        self._plain_gen += 1
         self._wake.set()
 
     def _next_timeout(self) -> float:
         now = self.clock.now()
         while self._timers and self._timers[0] <= now:
             heapq.heappop(self._timers)
+            self._plain_gen += 1  # a timer fell due: the next claim must not skip it
         timeout = self.poll_interval
         if self._timers:
             timeout = min(timeout, (self._timers[0] - now).total_seconds())
@@ -180,6 +197,7 @@ class Executor:
             execution.evict()
         self.sticky.drop(run_id)
         self._cleanup_due = True
+        self._plain_gen += 1
         self._wake.set()
 
     def forget(self, run_id: str) -> None:
@@ -193,16 +211,24 @@ class Executor:
         outage = Outage("claim loop", log)
         while not self._stopping:
             try:
-                claimed = await self.claim_and_start(exclude=())
+                full = await self._claim_round(exclude=())
                 outage.recovered()
             except Exception as exc:
+                self._plain_gen += 1
                 await asyncio.sleep(outage.failed(exc))
                 continue
-            if claimed:
-                continue
+            if full:
+                continue  # the batch limit cut it short: there may be more right away
+            # Every source came back short: claiming again before something changes (a
+            # slot frees, a notice, a timer, the poll) would only find nothing. A wake-up
+            # during the claim left `_wake` set, so nothing is missed.
+            woken = False
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._next_timeout()):
                     await self._wake.wait()
+                    woken = True
+            if not woken:
+                self._plain_gen += 1  # the poll (or a timer): look at everything
             self._wake.clear()
             if self._noticed and self.listen_delay > 0 and not self._urgent.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -248,9 +274,37 @@ class Executor:
         ]
 
     async def claim_and_start(self, exclude: tuple[str, ...] | set[str]) -> list[str]:
+        """Claim what this worker has room for, start it, return the run ids."""
+        self._plain_gen += 1  # a sweep (or a direct call) looks at everything
+        started: list[str] = []
+        await self._claim_round(exclude, started)
+        return started
+
+    def _unqueued_idle(self) -> bool:
+        """Whether the unqueued claim would find nothing new: the last one came back
+        short and since then only slots freed (or runs ended elsewhere).
+
+        A freed slot lets a queued run start, never an unqueued one that the short
+        claim left behind (it took all it saw). Every other cause bumps `_plain_gen`:
+        a notice (new, woken or released-by-cancel runs), a local poke, a timer falling
+        due, the poll, an error. Runs only the poll finds (a lapsed lease, a release
+        without a notice) are found at most one poll interval late, as by an idle
+        worker: past that the claim runs whatever the wake-ups."""
+        dry = self._plain_dry
+        if dry is None or dry[0] != self._plain_gen:
+            return False
+        if asyncio.get_running_loop().time() - dry[1] >= self.poll_interval:
+            return False
+        return not (self._timers and self._timers[0] <= self.clock.now())
+
+    async def _claim_round(
+        self, exclude: tuple[str, ...] | set[str], started: list[str] | None = None
+    ) -> bool:
+        """One claim of every source; True when the batch limit (not the supply of
+        claimable runs) cut it short, so claiming again at once may find more."""
         free = self.concurrency - self._inflight - self._reserved
         if free <= 0:
-            return []
+            return False
         self._wake.clear()
         self._noticed = False  # this claim serves every notice received so far
         _, queued = self.registry.claim_plan()
@@ -258,16 +312,22 @@ class Executor:
         now = self.clock.now()
         granted = (now, time.monotonic())
         skip = [*exclude, *self._executing_at_risk()]
-        # Every registered pair, queued or not: `claim` takes only runs stored without a
-        # queue, which includes runs created before their workflow gained one.
-        claimed = await self.store.claim(
-            owner=self.owner,
-            keys=self.registry.keys(),
-            limit=limit,
-            now=now,
-            lease_s=self.lease_s,
-            exclude=skip,
-        )
+        claimed: list[ClaimedRun] = []
+        if not queued or not self._unqueued_idle():
+            gen = self._plain_gen
+            at = asyncio.get_running_loop().time()
+            # Every registered pair, queued or not: `claim` takes only runs stored
+            # without a queue, which includes runs created before their workflow gained
+            # one.
+            claimed = await self.store.claim(
+                owner=self.owner,
+                keys=self.registry.keys(),
+                limit=limit,
+                now=now,
+                lease_s=self.lease_s,
+                exclude=skip,
+            )
+            self._plain_dry = (gen, at) if len(claimed) < limit else None
         # Each queue's runs start through its own claim (its limits, its row lock), so
         # queued and unqueued workflows never wait on each other's claims.
         for queue, keys in queued:
@@ -292,7 +352,9 @@ class Executor:
             )
         for c in claimed:
             self._start(c, granted)
-        return [c.run_id for c in claimed]
+        if started is not None:
+            started.extend(c.run_id for c in claimed)
+        return len(claimed) >= limit
 
     def _cleanups_due(self, now: datetime) -> bool:
         last = self._cleanup_checked
@@ -418,6 +480,7 @@ class Executor:
                 execution.evict()
             with contextlib.suppress(Exception):
                 await self.store.release(self.owner, [run_id], self.clock.now())
+            self._plain_gen += 1  # released without a notice: claimable again
         finally:
             # Identity check: a stale execution ending late must not untrack the newer
             # execution this worker started for the same run after re-claiming it.
