@@ -1,0 +1,68 @@
+"""The group committer survives a batch that fails in a way nobody foresaw, on both stores.
+
+With one batch in flight (the default) the committer commits on its own task, with no
+task per batch. A database error is handled where the batch is written (retried by the
+caller, or bisected to the run at fault); anything else (a bug while building the
+batch) must fail that batch's writers and leave the committer serving the next one,
+not stop it with every later write waiting for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from durable.clock import Clock
+from durable.core.events import Event, EventKind
+from durable.store import Store, store_for
+from durable.store.base import Batch
+from durable.testing.conformance import started, t
+from durable.worker.committer import GroupCommitter, Item
+
+
+class _Clock(Clock):
+    def now(self) -> datetime:
+        return t(1)
+
+
+@pytest.fixture
+async def store(backend: Any) -> AsyncIterator[Store]:
+    """The test's store on both backends (tests/conftest.py `backend`)."""
+    s = backend.memory or store_for(backend.dsn, schema=backend.schema, pool_size=2)
+    await s.open()
+    try:
+        await s.migrate()
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_an_unexpected_error_fails_its_batch_not_the_committer(store: Store) -> None:
+    c = await started(store, "r1")
+    committer = GroupCommitter(store, _Clock(), lease_s=30)
+    committer.start()
+    real = committer._batch
+    broken = [True]
+
+    def batch(items: Sequence[Item]) -> Batch:
+        if broken:
+            broken.clear()
+            raise RuntimeError("bug while building the batch")
+        return real(items)
+
+    committer._batch = batch  # type: ignore[method-assign]
+    first = Event(1, 0, EventKind.STEP_COMPLETED.value, "a", b"M\xc0", None)
+    try:
+        with pytest.raises(RuntimeError, match="bug while building the batch"):
+            await asyncio.wait_for(committer.submit("r1", c.fence, events=[first]), 10)
+        accepted, closed, _ = await asyncio.wait_for(
+            committer.submit("r1", c.fence, events=[first]), 10
+        )
+        assert (accepted, closed) == (True, False)
+        assert [(e.seq, e.name) for e in await store.load_events("r1")] == [(1, "a")]
+    finally:
+        await committer.close()
