@@ -159,10 +159,12 @@ class RunExecution:
             raise RunAborted
         self.buffer.append(event)
 
-    def check_payload(self, data: bytes, what: str) -> None:
+    def check_payload(self, data: bytes, what: str, name: str | None = None) -> None:
         limit = self.executor.max_payload
         if limit is not None and len(data) > limit:
-            raise PayloadTooLarge(f"{what} is {len(data)} bytes, over the limit of {limit} bytes")
+            raise PayloadTooLarge(
+                f"{codec.label(what, name)} is {len(data)} bytes, over the limit of {limit} bytes"
+            )
 
     async def append(self, event: Event) -> None:
         """Write `event` (and anything buffered before it) durably, via group commit.
@@ -669,8 +671,8 @@ class RunExecution:
         if removed is not None:
             return self._failed(removed, with_event=False)
         try:
-            output = codec.encode(result, what=f"result of workflow {self.defn.name!r}")
-            self.check_payload(output, f"result of workflow {self.defn.name!r}")
+            output = codec.encode(result, what="result of workflow", name=self.defn.name)
+            self.check_payload(output, "result of workflow", self.defn.name)
         except (SerializationError, PayloadTooLarge) as exc:
             return self._failed(f"{type(exc).__name__}: {exc}")
         event = self.state.run_event(EventKind.RUN_COMPLETED, None, self.now())
