@@ -40,9 +40,9 @@ def commit_args(batch: Batch, channel: str) -> list[Any]:
     ]
     if fins:
         evs.extend(
-            (f.run_id, f.fence, e.seq, e.pos, e.kind, e.name, e.payload, e.created_at)
+            (f.run_id, f.fence, fe.seq, fe.pos, fe.kind, fe.name, fe.payload, fe.created_at)
             for f in fins
-            if (e := f.event) is not None
+            if (fe := f.event) is not None
         )
     # One pass (zip) makes the eight columns; no created_at at all (the usual case:
     # steps take the batch's time) sends an empty array, padded with NULLs by unnest.

@@ -20,7 +20,7 @@ from durable.clock import Clock
 from durable.core.events import Event, EventKind
 from durable.store import Store, store_for
 from durable.store.base import Batch
-from durable.testing.conformance import started, t
+from durable.testing.conformance_helpers import started, t
 from durable.worker.committer import GroupCommitter, Item
 
 
