@@ -1,16 +1,16 @@
 """The group committer survives a batch that fails in a way nobody foresaw, on both stores.
 
 With one batch in flight (the default) the committer commits on its own task, with no
-task per batch. A database error is handled where the batch is written (retried by the
-caller, or bisected to the run at fault); anything else (a bug while building the
-batch) must fail that batch's writers and leave the committer serving the next one,
-not stop it with every later write waiting for ever.
+task per batch. Errors of the store are handled where the batch is written (`_write`:
+bisected to the run at fault, or handed to the batch's writers); an error escaping
+that (a bug) must fail that batch's writers and leave the committer serving the next
+batch. It used to end the batch's own task, leaving its writers waiting for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,6 @@ import pytest
 from durable.clock import Clock
 from durable.core.events import Event, EventKind
 from durable.store import Store, store_for
-from durable.store.base import Batch
 from durable.testing.conformance_helpers import started, t
 from durable.worker.committer import GroupCommitter, Item
 
@@ -45,19 +44,19 @@ async def test_an_unexpected_error_fails_its_batch_not_the_committer(store: Stor
     c = await started(store, "r1")
     committer = GroupCommitter(store, _Clock(), lease_s=30)
     committer.start()
-    real = committer._batch
+    real = committer._write
     broken = [True]
 
-    def batch(items: Sequence[Item]) -> Batch:
+    async def write(items: list[Item]) -> None:
         if broken:
             broken.clear()
-            raise RuntimeError("bug while building the batch")
-        return real(items)
+            raise RuntimeError("bug while writing the batch")
+        await real(items)
 
-    committer._batch = batch  # type: ignore[method-assign]
+    committer._write = write  # type: ignore[method-assign]
     first = Event(1, 0, EventKind.STEP_COMPLETED.value, "a", b"M\xc0", None)
     try:
-        with pytest.raises(RuntimeError, match="bug while building the batch"):
+        with pytest.raises(RuntimeError, match="bug while writing the batch"):
             await asyncio.wait_for(committer.submit("r1", c.fence, events=[first]), 10)
         accepted, closed, _ = await asyncio.wait_for(
             committer.submit("r1", c.fence, events=[first]), 10
