@@ -10,17 +10,19 @@ batch. It used to end the batch's own task, leaving its writers waiting for ever
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 
+from durable import Runtime
 from durable.clock import Clock
 from durable.core.events import Event, EventKind
 from durable.store import Store, store_for
 from durable.testing.conformance_helpers import started, t
-from durable.worker.committer import GroupCommitter, Item
+from durable.worker.committer import GC_YOUNG_THRESHOLD, GroupCommitter, Item, young_gc_threshold
 
 
 class _Clock(Clock):
@@ -65,3 +67,18 @@ async def test_an_unexpected_error_fails_its_batch_not_the_committer(store: Stor
         assert [(e.seq, e.name) for e in await store.load_events("r1")] == [(1, "a")]
     finally:
         await committer.close()
+
+
+async def test_a_runtime_raises_only_pythons_default_gc_threshold() -> None:
+    """The worker's one gc setting (docs/operations.md): Python's default first
+    threshold is raised; thresholds the application chose are left alone."""
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        young_gc_threshold()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+        gc.set_threshold(1234, 5, 5)
+        async with Runtime("memory://"):
+            assert gc.get_threshold() == (1234, 5, 5)
+    finally:
+        gc.set_threshold(*saved)
