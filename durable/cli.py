@@ -20,7 +20,7 @@ import re
 import signal
 import sys
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -38,6 +38,27 @@ from durable.cli_app import (
     CliError,
     load_app,
 )
+from durable.cli_format import (
+    clip as _clip,
+)
+from durable.cli_format import (
+    compact as _compact,
+)
+from durable.cli_format import (
+    dump_json as _dump_json,
+)
+from durable.cli_format import (
+    fmt_time as _fmt_time,
+)
+from durable.cli_format import (
+    out as _out,
+)
+from durable.cli_format import (
+    table as _table,
+)
+from durable.cli_format import (
+    to_json_value as _to_json_value,
+)
 from durable.cli_runs import add_runs_commands, situation_fields, traceback_lines
 from durable.errors import DurableError
 from durable.loop import run as run_loop
@@ -51,8 +72,6 @@ DEFAULT_SCHEMA = "durable"
 #: The name on the package index (the import name stays `durable`).
 DISTRIBUTION = "durable-pg"
 
-#: Longest rendering of a payload in human output (`--json` is never shortened).
-SHORT_PAYLOAD = 80
 LONG_PAYLOAD = 1000
 
 
@@ -105,52 +124,6 @@ def _one_line(text: str) -> str:
     return " ".join(_scrub(text).split())
 
 
-def _fmt_time(value: Any, timespec: str = "seconds") -> str:
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec=timespec)
-    if value is None:
-        return "-"
-    return str(value)
-
-
-def _to_json_value(value: Any) -> Any:
-    try:
-        return msgspec.to_builtins(value)
-    except TypeError:
-        return repr(value)
-
-
-def _compact(value: Any, limit: int = SHORT_PAYLOAD) -> str:
-    """A short one-line rendering of a decoded payload (JSON when possible)."""
-    try:
-        text = msgspec.json.encode(msgspec.to_builtins(value)).decode()
-    except (TypeError, ValueError, msgspec.EncodeError):
-        text = repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _dump_json(value: Any) -> str:
-    data = msgspec.json.encode(msgspec.to_builtins(value))
-    return msgspec.json.format(data, indent=2).decode()
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    body = [list(r) for r in rows]
-    widths = [len(h) for h in headers]
-    for row in body:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = []
-    for row in [list(headers), *body]:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
-
-
-def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-
-
 # -- arguments -------------------------------------------------------------------------
 
 
@@ -173,10 +146,6 @@ def _json_payload(text: str) -> Any:
         raise CliError(
             f"invalid JSON payload {_clip(text)}: nested too deeply", EXIT_USAGE
         ) from None
-
-
-def _clip(text: str, limit: int = 80) -> str:
-    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
 
 
 _GLOBAL_WITH_VALUE = ("--dsn", "--schema")

@@ -54,13 +54,15 @@ async def test_sleep_suspends_visibly_and_resumes(make_rt: MakeRuntime) -> None:
 
 async def test_restart_mid_sleep_then_sweep_from_a_client(make_rt: MakeRuntime) -> None:
     async with make_rt(napper) as rt:
-        h = await rt.trigger(napper, {"for": "500ms"})
+        # 2 s: long enough that the client below opens before the timer is due even
+        # on a loaded machine (500 ms was not always).
+        h = await rt.trigger(napper, {"for": "2s"})
         await wait_status(rt, h.run_id, "suspended")
     # A client-only runtime (serverless style): nothing advances until sweep().
     async with make_rt(napper, worker=False) as rt:
         assert await rt.sweep() == 0  # not due yet: a sweep never fires a timer early
         assert (await rt.get_run(h.run_id)).status == "suspended"
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(2.1)
         assert await rt.sweep() == 1
         assert await rt.handle(h.run_id).result(timeout=5) == "rested"
 

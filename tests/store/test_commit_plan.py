@@ -1,4 +1,4 @@
-"""The group commit's row lock stays a primary-key probe at any table size (migration 0008).
+"""The group commit finds its runs by primary key at any table size (migrations 0008, 0016).
 
 The plans are the ones PL/pgSQL really uses inside `durable_commit`, read with
 auto_explain (nested statements, sent to this connection as NOTICEs): the first calls
@@ -106,6 +106,13 @@ async def test_commit_lock_is_an_index_probe_on_a_large_unanalyzed_table(
                 # No statement of the commit reads the whole table.
                 nested = [m for m in notices if "durable_commit_packed(" not in m]
                 assert not [m for m in nested if "Seq Scan on runs" in m], nested
+                # Each update finds its rows by primary key (migration 0016), never by
+                # reading every running run (runs_leased) and filtering it by the batch.
+                updates = [m for m in nested if "Update on runs r" in m]
+                assert updates, nested
+                for m in updates:
+                    assert "runs_leased" not in m, m
+                    assert "Index Scan using runs_pkey on runs r" in m, m
             return plans
 
         # Small table: five custom plans, then the generic plan this connection keeps.
