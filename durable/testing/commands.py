@@ -16,7 +16,6 @@ from typing import Any
 from durable.cli import (
     _cli_dsn,
     _client,
-    _out,
     _positive_int,
     _remember_secrets,
     _require_dsn,
@@ -28,6 +27,7 @@ from durable.cli_app import (
     CliError,
     load_app,
 )
+from durable.cli_format import out as _out
 from durable.errors import ValidationError
 from durable.runtime import RunStatus, Runtime
 from durable.testing.replay import Misfit, Recorded, check_recorded, load_document, load_file
