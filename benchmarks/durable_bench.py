@@ -504,7 +504,11 @@ CPU_FIELDS = ("cpu_py_us_per_step", "cpu_pg_us_per_step", "cpu_us_per_step")
 
 async def fresh_database(admin_dsn: str) -> str:
     """A new benchmark database, after a checkpoint so earlier writes are flushed."""
-    dsn = await recreate_database_async(admin_dsn, "bench_durable")
+    # DURABLE_BENCH_DB: another name, so two checkouts can be measured one after the
+    # other (or by different people) without dropping each other's database.
+    dsn = await recreate_database_async(
+        admin_dsn, os.environ.get("DURABLE_BENCH_DB", "bench_durable")
+    )
     conn = await asyncpg.connect(admin_dsn)
     try:
         await conn.execute("CHECKPOINT")

@@ -15,6 +15,7 @@ import functools
 import inspect
 import logging
 import secrets
+import types
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -85,6 +86,12 @@ class ExecutionInfo(msgspec.Struct, frozen=True):
 _STEP = OpKind.STEP
 _STEP_COMPLETED = EventKind.STEP_COMPLETED
 _CLOSING = Phase.CLOSING
+_RESULT_OF_STEP = "result of step"
+# A plain `async def` function is recognised from its code flags (what
+# inspect.iscoroutinefunction ends up reading, after unwrapping methods and partials
+# and a dozen calls): anything else still goes through inspect.
+_FUNCTION = types.FunctionType
+_CO_COROUTINE = inspect.CO_COROUTINE
 
 # What each kind of message wait records: (op, inbox kind, waiting, received, timed out).
 _SIGNAL = (
@@ -107,10 +114,8 @@ class WorkflowLogger(logging.LoggerAdapter[logging.Logger]):
     """`ctx.logger`: tags lines with workflow and run id, silent during replay."""
 
     def __init__(self, execution: RunIO) -> None:
-        super().__init__(
-            logging.getLogger("durable.workflow"),
-            {"workflow": execution.defn.name, "run_id": execution.run_id},
-        )
+        # The module's logger, not getLogger() (which takes logging's lock) per run.
+        super().__init__(log, {"workflow": execution.defn.name, "run_id": execution.run_id})
         self._state = execution.state
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
@@ -257,7 +262,7 @@ class Context:
             raise TypeError(f"step {name!r}: retry must be a RetryPolicy, not {retry!r}")
         if on_error is not None and not callable(on_error):
             raise TypeError(f"step {name!r}: on_error must be callable, not {on_error!r}")
-        timeout_s = _timeout_s(timeout)
+        timeout_s = None if timeout is None else parse_duration(timeout)
         pos = self._st.take()
         return self._step(
             pos, name, fn, args, kwargs, retry or self._x.defn.retry_policy, timeout_s, on_error
@@ -304,6 +309,14 @@ class Context:
                         if x.telemetry.on:
                             with x.telemetry.step(name, attempt):
                                 value = await self._call(fn, args, kwargs, timeout_s)
+                        elif (
+                            timeout_s is None
+                            and type(fn) is _FUNCTION
+                            and fn.__code__.co_flags & _CO_COROUTINE
+                        ):
+                            # The common case, an `async def` function: its coroutine is
+                            # awaited right here (no _call/_invoke frames in between).
+                            value = await fn(*args, **kwargs)
                         else:
                             value = await self._call(fn, args, kwargs, timeout_s)
                     finally:
@@ -311,8 +324,8 @@ class Context:
                         # attempt held passes straight to its event.
                         st.end_attempt()
                     try:
-                        data, decoded = codec.roundtrip(value, what=f"result of step {name!r}")
-                        x.check_payload(data, f"result of step {name!r}")
+                        data, decoded = codec.roundtrip(value, what=_RESULT_OF_STEP, name=name)
+                        x.check_payload(data, _RESULT_OF_STEP, name)
                     except (SerializationError, PayloadTooLarge) as exc:
                         if on_error is not None:
                             await self._on_error(on_error, name, exc, attempt)
@@ -403,8 +416,12 @@ class Context:
 
     @staticmethod
     async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)  # noqa: B004 - callables with async __call__
+        if (
+            (type(fn) is _FUNCTION and fn.__code__.co_flags & _CO_COROUTINE)
+            or inspect.iscoroutinefunction(fn)
+            or inspect.iscoroutinefunction(
+                getattr(fn, "__call__", None)  # noqa: B004 - callables with async __call__
+            )
         ):
             return await fn(*args, **kwargs)
         # Sync functions run in a worker thread so they never block the event loop.

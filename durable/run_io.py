@@ -87,8 +87,9 @@ class RunIO(Protocol):
 
     def new_run_id(self) -> str: ...
 
-    def check_payload(self, data: bytes, what: str) -> None:
-        """Raise PayloadTooLarge when `data` exceeds the runtime's payload limit."""
+    def check_payload(self, data: bytes, what: str, name: str | None = None) -> None:
+        """Raise PayloadTooLarge when `data` exceeds the runtime's payload limit; the
+        message names `what` and `name` (see `durable.codec.label`)."""
         ...
 
     def ensure_writable(self) -> None:

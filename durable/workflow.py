@@ -48,6 +48,8 @@ def check_name(name: str, what: str) -> str:
             f"invalid {what} {name[:40]!r}... ({len(name)} characters):"
             f" must be at most {MAX_NAME_LENGTH} characters"
         )
+    if name.isascii():  # O(1) in CPython: the usual name needs no UTF-8 copy to check
+        return name
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:

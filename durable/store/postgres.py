@@ -41,6 +41,7 @@ from durable.store.base import (
 )
 from durable.store.outside_sql import OutsideOps
 from durable.store.pg_cancel import PgCancel
+from durable.store.pg_commit import COMMIT_SQL, commit_args, commit_result
 from durable.store.pg_diagnostics import PgDiagnostics
 from durable.store.pg_listener import PgListener
 from durable.store.pg_own import OwnConnection
@@ -415,62 +416,8 @@ class PostgresStore(
         if its fence still matches and it is still running, so a worker that lost its
         lease writes nothing without failing anyone else's rows.
         """
-        evs = [
-            (r.run_id, r.fence, e.seq, e.pos, e.kind, e.name, e.payload, e.created_at)
-            for r in batch.events
-            for e in (r.event,)
-        ]
-        evs.extend(
-            (f.run_id, f.fence, e.seq, e.pos, e.kind, e.name, e.payload, e.created_at)
-            for f in batch.finishes
-            if (e := f.event) is not None
-        )
-        # One pass (zip) makes the eight columns; no created_at at all (the usual case:
-        # steps take the batch's time) sends an empty array, padded with NULLs by unnest.
-        # Run ids, kinds and names go as one string each (joined by 0x1f, which names
-        # never hold): asyncpg would otherwise check every element of those arrays.
-        cols: list[Any] = list(zip(*evs, strict=True)) if evs else [()] * 8
-        if not any(c is not None for c in cols[7]):
-            cols[7] = ()
-        for i in (0, 4, 5):
-            cols[i] = "\x1f".join(cols[i])
-        fins = batch.finishes
-        sus = batch.suspends
-        ext = batch.extends
-        rows = await self._commits.fetch(
-            "SELECT run_id, outcome FROM durable_commit_packed($1, $2, $3,"
-            " $4, $5, $6, $7, $8, $9, $10, $11,"
-            " $12, $13, $14, $15, $16,"
-            " $17, $18, $19, $20, $21, $22,"
-            " $23, $24)",
-            batch.now,
-            batch.lease_s,
-            self.channel,
-            *cols,
-            [f.run_id for f in fins],
-            [f.fence for f in fins],
-            [f.status for f in fins],
-            [f.output for f in fins],
-            [f.error for f in fins],
-            [s.run_id for s in sus],
-            [s.fence for s in sus],
-            [s.ready_at for s in sus],
-            ["\x1f".join(s.waiting_on) for s in sus],
-            [s.pending for s in sus],
-            [s.seen_wakeups for s in sus],
-            [x.run_id for x in ext],
-            [x.fence for x in ext],
-        )
-        result = BatchResult(rejected=set(), woken=set(), closed=set())
-        for row in rows:
-            outcome = row["outcome"]
-            if outcome == "woken":
-                result.woken.add(row["run_id"])
-            else:
-                result.rejected.add(row["run_id"])
-                if outcome == "closed":
-                    result.closed.add(row["run_id"])
-        return result
+        rows = await self._commits.fetch(COMMIT_SQL, *commit_args(batch, self.channel))
+        return commit_result(rows)
 
     async def release(self, owner: str, run_ids: Sequence[str], now: datetime) -> None:
         if not run_ids:

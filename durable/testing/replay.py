@@ -479,7 +479,7 @@ class ReplayExecution:
     def new_run_id(self) -> NoReturn:
         raise _Stop
 
-    def check_payload(self, data: bytes, what: str) -> NoReturn:
+    def check_payload(self, data: bytes, what: str, name: str | None = None) -> NoReturn:
         raise _Stop
 
     def cancellation_delivered(self) -> None:

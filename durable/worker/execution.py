@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import msgspec
 
@@ -31,7 +31,7 @@ from durable.errors import (
     WorkflowCancelled,
 )
 from durable.ids import new_run_id
-from durable.store.base import ChildOutcome, ClaimedRun, Finish, NewRun, Suspend
+from durable.store.base import BatchResult, ChildOutcome, ClaimedRun, Finish, NewRun, Suspend
 from durable.telemetry import RunTelemetry
 from durable.workflow import WorkflowDef
 
@@ -76,6 +76,7 @@ class RunExecution:
     ) -> None:
         self.executor = executor
         self.store = executor.store
+        self.committer = executor.committer
         self.run_id = claimed.run_id
         self.parent_run_id = claimed.parent_run_id
         self.defn = defn
@@ -171,19 +172,38 @@ class RunExecution:
             raise RunAborted
         self.buffer.append(event)
 
-    def check_payload(self, data: bytes, what: str) -> None:
+    def check_payload(self, data: bytes, what: str, name: str | None = None) -> None:
         limit = self.executor.max_payload
         if limit is not None and len(data) > limit:
-            raise PayloadTooLarge(f"{what} is {len(data)} bytes, over the limit of {limit} bytes")
+            raise PayloadTooLarge(
+                f"{codec.label(what, name)} is {len(data)} bytes, over the limit of {limit} bytes"
+            )
 
     async def append(self, event: Event) -> None:
-        """Write `event` (and anything buffered before it) durably, via group commit."""
-        events = [*self.buffer, event]
-        self.buffer = []
+        """Write `event` (and anything buffered before it) durably, via group commit.
+
+        The per-step path: it awaits the committer's future itself (what `_submit` does
+        for the other writes, without its frame and keyword arguments).
+        """
+        buffer = self.buffer
+        if buffer:
+            events = [*buffer, event]
+            self.buffer = []
+        else:
+            events = [event]
         if self.cleanup:
             await self._cleanup_write(events, done=False)
             return
-        await self._submit(events=events)
+        state = self.state
+        if state.phase is _DEAD or state.failure is not None:
+            raise RunAborted
+        run_id = self.run_id
+        try:
+            result = await self.committer.enqueue(run_id, self.fence, events)
+        except Exception as exc:
+            self._write_failed(exc)
+        if run_id in result.rejected:
+            self._refused(result)
 
     async def flush(self) -> None:
         if self.buffer:
@@ -211,30 +231,44 @@ class RunExecution:
             self.abandon()
             raise RunAborted
 
-    async def _submit(self, **kwargs: Any) -> bool:
+    async def _submit(
+        self,
+        events: list[Event],
+        finish: Finish | None = None,
+        suspend: Suspend | None = None,
+    ) -> bool:
+        """Write through the group commit; True when a suspend found a wake-up waiting."""
         state = self.state
-        if state.phase is _DEAD or (state.failure is not None and "finish" not in kwargs):
+        if state.phase is _DEAD or (state.failure is not None and finish is None):
             raise RunAborted
-        events = kwargs.get("events")
+        run_id = self.run_id
         if events:
             self.weight += sum(len(e.payload) for e in events if e.payload is not None)
         try:
-            result = await self.executor.committer.submit_outcome(self.run_id, self.fence, **kwargs)
+            result = await self.committer.enqueue(run_id, self.fence, events, finish, suspend)
         except Exception as exc:
-            log.warning("run %s: write failed, abandoning this attempt: %s", self.run_id, exc)
-            self.abandon()
-            raise RunAborted from exc
-        if not result.accepted:
-            if result.failed is not None:
-                # The database can never store these writes: the committer ended the run
-                # `failed` in their place. Hand that outcome to this process's waiters.
-                self.outcome = Finish(self.run_id, self.fence, "failed", None, result.failed, None)
-                self.executor.on_finished(self.run_id, self.outcome)
-            elif result.closed:
-                self.state.move(Phase.CLOSING)
-            self.abandon()
-            raise RunAborted
-        return result.woken
+            self._write_failed(exc)
+        if run_id in result.rejected:
+            self._refused(result)
+        return run_id in result.woken
+
+    def _write_failed(self, exc: Exception) -> NoReturn:
+        log.warning("run %s: write failed, abandoning this attempt: %s", self.run_id, exc)
+        self.abandon()
+        raise RunAborted from exc
+
+    def _refused(self, result: BatchResult) -> NoReturn:
+        """The commit refused this run's writes: stop this attempt."""
+        failed = result.failed.get(self.run_id)
+        if failed is not None:
+            # The database can never store these writes: the committer ended the run
+            # `failed` in their place. Hand that outcome to this process's waiters.
+            self.outcome = Finish(self.run_id, self.fence, "failed", None, failed, None)
+            self.executor.on_finished(self.run_id, self.outcome)
+        elif self.run_id in result.closed:
+            self.state.move(Phase.CLOSING)
+        self.abandon()
+        raise RunAborted
 
     def abandon(self) -> None:
         """Stop writing for this run; another worker (or a later claim) continues it."""
@@ -652,8 +686,8 @@ class RunExecution:
         if removed is not None:
             return self._failed(removed, with_event=False)
         try:
-            output = codec.encode(result, what=f"result of workflow {self.defn.name!r}")
-            self.check_payload(output, f"result of workflow {self.defn.name!r}")
+            output = codec.encode(result, what="result of workflow", name=self.defn.name)
+            self.check_payload(output, "result of workflow", self.defn.name)
         except (SerializationError, PayloadTooLarge) as exc:
             return self._failed(f"{type(exc).__name__}: {exc}")
         event = self.state.run_event(EventKind.RUN_COMPLETED, None, self.now())

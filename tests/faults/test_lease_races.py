@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from durable import Context, codec, workflow
-from durable.worker.committer import SubmitOutcome
+from durable.store.base import BatchResult
 
 from .conftest import MakeRuntime
 from .harness import Worker, check_histories, create_side_effects, report, wait_for, workers_cleanup
@@ -90,14 +90,19 @@ async def test_late_append_after_takeover_is_rejected_by_the_fence(
     async with make_rt(contested_wf, lease="1s") as a:
         outcomes: list[tuple[str, bool]] = []
         committer = a.executor.committer
-        submit = committer.submit_outcome
+        enqueue = committer.enqueue
 
-        async def spy(run_id: str, fence: int, **kw: Any) -> SubmitOutcome:
-            result = await submit(run_id, fence, **kw)
-            outcomes.append((f"fence={fence}", result.accepted))
-            return result
+        def spy(run_id: str, fence: int, *args: Any, **kw: Any) -> asyncio.Future[BatchResult]:
+            future = enqueue(run_id, fence, *args, **kw)
 
-        committer.submit_outcome = spy  # type: ignore[method-assign]
+            def seen(done: asyncio.Future[BatchResult]) -> None:
+                if run_id and not done.cancelled() and done.exception() is None:
+                    outcomes.append((f"fence={fence}", run_id not in done.result().rejected))
+
+            future.add_done_callback(seen)
+            return future
+
+        committer.enqueue = spy  # type: ignore[method-assign]
         h = await a.trigger(contested_wf, None)
 
         async def a_in_step() -> bool:
