@@ -97,7 +97,10 @@ async def test_listen_delay_never_delays_local_dispatch_or_own_children(
         assert spy.batches == []  # inserted already leased to this worker: no claim at all
         # The child it starts and the parent its end wakes are this process's own work.
         assert await (await rt.trigger(parent_of_echo, 2)).result(timeout=10) == 3
-        assert spy.batches == [1, 1]  # the child, then the woken parent, each at once
+        # The child, then the woken parent, each claimed at once (a 60 s delay would
+        # have timed out above); either may also start without a claim at all (local
+        # dispatch), so at most two claims, never a batch.
+        assert spy.batches in ([1, 1], [1], [])
 
 
 def test_bad_listen_delay_is_rejected(make_rt: MakeRuntime) -> None:
