@@ -35,8 +35,9 @@ import asyncpg
 import pytest
 
 from durable import Runtime, WorkflowDef
-from durable.store import MEMORY_URL
+from durable.store import MEMORY_URL, Store, store_for
 from durable.store.memory import MemoryStore
+from durable.store.postgres import PostgresStore
 
 LOCAL_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -187,3 +188,27 @@ async def db(
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def pg_store(dsn: str, schema: str) -> AsyncIterator[PostgresStore]:
+    """A migrated PostgresStore on the test's schema (a pool of 2), closed afterwards."""
+    s = PostgresStore(dsn, schema=schema, pool_size=2)
+    await s.open()
+    try:
+        await s.migrate()
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+async def backend_store(backend: Backend) -> AsyncIterator[Store]:
+    """The test's store, migrated, on both backends (the ``backend`` parameter)."""
+    s = backend.memory or store_for(backend.dsn, schema=backend.schema, pool_size=2)
+    await s.open()
+    try:
+        await s.migrate()
+        yield s
+    finally:
+        await s.close()

@@ -32,14 +32,8 @@ from .harness import check_histories, report, wait_for
 
 
 @pytest.fixture
-async def store(dsn: str, schema: str) -> AsyncIterator[PostgresStore]:
-    s = PostgresStore(dsn, schema=schema, pool_size=2)
-    await s.open()
-    try:
-        await s.migrate()
-        yield s
-    finally:
-        await s.close()
+def store(pg_store: PostgresStore) -> PostgresStore:
+    return pg_store
 
 
 @pytest.fixture

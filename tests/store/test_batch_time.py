@@ -6,27 +6,17 @@ stamps the time of the group commit that writes it (migration 0008 on PostgreSQL
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
 
 from durable.core.events import Event, EventKind
-from durable.store import Store, store_for
+from durable.store import Store
 from durable.store.base import Batch, EventRow
 from durable.testing.conformance import started, t
 
 
 @pytest.fixture
-async def store(backend: Any) -> AsyncIterator[Store]:
-    """The test's store on both backends (tests/conftest.py `backend`)."""
-    s = backend.memory or store_for(backend.dsn, schema=backend.schema, pool_size=2)
-    await s.open()
-    try:
-        await s.migrate()
-        yield s
-    finally:
-        await s.close()
+def store(backend_store: Store) -> Store:
+    return backend_store
 
 
 async def test_events_without_a_time_take_the_batch_time(store: Store) -> None:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
 import pytest
 
 from durable import Runtime
 from durable.clock import Clock
 from durable.core.events import Event, EventKind
-from durable.store import Store, store_for
+from durable.store import Store
 from durable.testing.conformance_helpers import started, t
 from durable.worker.committer import GC_YOUNG_THRESHOLD, GroupCommitter, Item, young_gc_threshold
 
@@ -31,15 +29,8 @@ class _Clock(Clock):
 
 
 @pytest.fixture
-async def store(backend: Any) -> AsyncIterator[Store]:
-    """The test's store on both backends (tests/conftest.py `backend`)."""
-    s = backend.memory or store_for(backend.dsn, schema=backend.schema, pool_size=2)
-    await s.open()
-    try:
-        await s.migrate()
-        yield s
-    finally:
-        await s.close()
+def store(backend_store: Store) -> Store:
+    return backend_store
 
 
 async def test_an_unexpected_error_fails_its_batch_not_the_committer(store: Store) -> None:

@@ -3,7 +3,6 @@ claim loop never queues behind other pool users and keeps its plans warm (pg_own
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
@@ -15,14 +14,8 @@ from durable.testing.conformance_helpers import t
 
 
 @pytest.fixture
-async def store(dsn: str, schema: str) -> AsyncIterator[PostgresStore]:
-    s = PostgresStore(dsn, schema=schema, pool_size=1)
-    await s.open()
-    try:
-        await s.migrate()
-        yield s
-    finally:
-        await s.close()
+def store(pg_store: PostgresStore) -> PostgresStore:
+    return pg_store
 
 
 def _new(run_id: str, queue: str | None = None) -> NewRun:

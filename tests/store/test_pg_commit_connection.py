@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
@@ -14,14 +12,8 @@ from durable.testing.conformance import started, t
 
 
 @pytest.fixture
-async def store(dsn: str, schema: str) -> AsyncIterator[PostgresStore]:
-    s = PostgresStore(dsn, schema=schema, pool_size=1)
-    await s.open()
-    try:
-        await s.migrate()
-        yield s
-    finally:
-        await s.close()
+def store(pg_store: PostgresStore) -> PostgresStore:
+    return pg_store
 
 
 def one_event(run_id: str, fence: int, seq: int) -> Batch:
