@@ -145,7 +145,9 @@ async def test_cleanup_history_replays(dsn: str, schema: str, db: Any, keep: int
     until = datetime.now(UTC) + timedelta(seconds=30)
     await insert(db, "recorded", meta, kept, status="cancelled", cleanup_until=until)
     wf.CALLS.clear()
-    async with Runtime(dsn, schema=schema, workflows=ALL, poll_interval="50ms") as rt:
+    # worker=False: only sweep() claims, so a background claim cannot take the cleanup
+    # first (which made sweep() find nothing on a loaded machine).
+    async with Runtime(dsn, schema=schema, workflows=ALL, worker=False) as rt:
         assert await rt.sweep() == 1
         info = await rt.get_run("recorded")
     calls = list(wf.CALLS)
