@@ -39,6 +39,7 @@ from durable.store.base import (
     Store,
 )
 from durable.store.memory_diagnostics import MemoryDiagnostics
+from durable.store.memory_lease import take
 from durable.store.memory_queues import MemoryQueues
 from durable.store.memory_schedules import MemorySchedules
 from durable.store.memory_upgrades import MemoryUpgrades
@@ -336,25 +337,9 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics, MemoryUpgrad
                 notes.append(NOTICE_WAKE)
                 out.append(Created(run.run_id, True))
                 continue
-            # Local dispatch: inserted already leased to its creator.
+            # Local dispatch: inserted already leased to its creator (fence 1).
             row = self._runs[run.run_id]
-            row.status = RunStatus.RUNNING
-            row.lease_owner = run.owner
-            row.lease_until = now + timedelta(seconds=run.lease_s)
-            row.fence = 1
-            row.started_at = now
-            claimed = ClaimedRun(
-                run_id=row.id,
-                workflow=row.workflow,
-                version=row.version,
-                input=row.input,
-                fence=1,
-                wakeups=0,
-                parent_run_id=row.parent_run_id,
-                started_at=now,
-                deadline=row.deadline,
-                fresh=True,
-            )
+            claimed = take(row, run.owner, now + timedelta(seconds=run.lease_s), now, now)
             out.append(Created(run.run_id, True, claimed))
         self._notify(notes)
         return out
@@ -427,29 +412,7 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics, MemoryUpgrad
         claimed: list[ClaimedRun] = []
         for run in candidates[:limit]:
             taken_from = run.lease_owner if run.status == RunStatus.RUNNING else None
-            run.status = RunStatus.RUNNING
-            run.lease_owner = owner
-            run.lease_until = lease_until
-            run.fence += 1
-            fresh = run.started_at is None
-            started_at = now if run.started_at is None else run.started_at
-            run.started_at = started_at
-            run.updated_at = now
-            claimed.append(
-                ClaimedRun(
-                    run_id=run.id,
-                    workflow=run.workflow,
-                    version=run.version,
-                    input=run.input,
-                    fence=run.fence,
-                    wakeups=run.wakeups,
-                    parent_run_id=run.parent_run_id,
-                    started_at=started_at,
-                    deadline=run.deadline,
-                    fresh=fresh,
-                    taken_from=taken_from,
-                )
-            )
+            claimed.append(take(run, owner, lease_until, now, now, taken_from))
         return claimed
 
     async def commit(self, batch: Batch) -> BatchResult:

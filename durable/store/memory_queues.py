@@ -13,33 +13,9 @@ from typing import Any
 
 from durable.core.vocabulary import TERMINAL, RunStatus
 from durable.store.base import ClaimedRun, Created, KeyStats, NewRun, QueueSpec, QueueStats
+from durable.store.memory_lease import take
 
 _WAITING = (RunStatus.PENDING, RunStatus.SUSPENDED)
-
-
-def _take(
-    run: Any, owner: str, lease_until: datetime, now: datetime, start: datetime
-) -> ClaimedRun:
-    fresh = run.started_at is None
-    run.status = RunStatus.RUNNING
-    run.lease_owner = owner
-    run.lease_until = lease_until
-    run.fence += 1
-    if fresh:
-        run.started_at = start
-    run.updated_at = now
-    return ClaimedRun(
-        run_id=run.id,
-        workflow=run.workflow,
-        version=run.version,
-        input=run.input,
-        fence=run.fence,
-        wakeups=run.wakeups,
-        parent_run_id=run.parent_run_id,
-        started_at=run.started_at,
-        deadline=run.deadline,
-        fresh=fresh,
-    )
 
 
 def _active(run: Any) -> bool:
@@ -99,7 +75,7 @@ class MemoryQueues:
             )
         ]
         again.sort(key=lambda r: (r.ready_at is None, r.ready_at or now, r.order))
-        claimed = [_take(r, owner, lease_until, now, r.started_at) for r in again[:limit]]
+        claimed = [take(r, owner, lease_until, now, r.started_at) for r in again[:limit]]
         free = limit - len(claimed)
         # 2. New starts within the limits (see durable_claim_queue for why the start
         # stamp is never before a recorded finish).
@@ -147,7 +123,7 @@ class MemoryQueues:
             # the key served least recently first (as durable_claim_queue orders them).
             ranked.sort(key=lambda t: t[:4])
             chosen = [t[4] for t in ranked[:free]]
-        claimed += [_take(r, owner, lease_until, now, start) for r in chosen]
+        claimed += [take(r, owner, lease_until, now, start) for r in chosen]
         return claimed
 
     async def create_debounced(self, run: NewRun, now: datetime) -> Created:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from durable.core.events import Event
 from durable.core.vocabulary import NOTICE_WAKE, RunStatus, notice_done
 from durable.store.base import ClaimedRun, Created, NewRun
+from durable.store.memory_lease import take
 
 if TYPE_CHECKING:
     from durable.store.memory import _Run
@@ -69,23 +70,7 @@ class MemoryUpgrades:
         if new.owner is None:
             notes.append(NOTICE_WAKE)
         else:
-            row.status = RunStatus.RUNNING
-            row.lease_owner = new.owner
-            row.lease_until = now + timedelta(seconds=new.lease_s)
-            row.fence = 1
-            row.started_at = now
-            claimed = ClaimedRun(
-                run_id=row.id,
-                workflow=row.workflow,
-                version=row.version,
-                input=row.input,
-                fence=1,
-                wakeups=0,
-                parent_run_id=row.parent_run_id,
-                started_at=now,
-                deadline=row.deadline,
-                fresh=True,
-            )
+            claimed = take(row, new.owner, now + timedelta(seconds=new.lease_s), now, now)
         self._notify(notes)
         return Created(new.run_id, True, claimed)
 

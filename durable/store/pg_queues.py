@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from durable.store.base import ClaimedRun, Created, KeyStats, NewRun, QueueSpec, QueueStats
+from durable.store.pg_rows import claimed as _claimed
 
 
 class PgQueueQueries:
@@ -55,21 +56,7 @@ class PgQueueQueries:
             lease_s,
             list(exclude),
         )
-        return [
-            ClaimedRun(
-                run_id=r["id"],
-                workflow=r["workflow"],
-                version=r["version"],
-                input=r["input"],
-                fence=r["fence"],
-                wakeups=r["wakeups"],
-                parent_run_id=r["parent_run_id"],
-                started_at=r["started_at"],
-                deadline=r["deadline"],
-                fresh=r["fresh"],
-            )
-            for r in rows
-        ]
+        return [_claimed(r) for r in rows]
 
     async def create_debounced(self, run: NewRun, now: datetime) -> Created:
         # The partial unique index runs_debounce admits one not-yet-started run per

@@ -127,6 +127,26 @@ async def existing_runs(
     return by_id, by_key
 
 
+def claimed(row: asyncpg.Record, *, cleanup: bool = False) -> ClaimedRun:
+    """A claim's `RETURNING` row as a ClaimedRun: id, workflow, version, input, fence,
+    wakeups, parent_run_id, started_at, deadline, and `fresh` / `taken_from` where the
+    claim returns them (the ordinary, queue and cleanup claims share this mapping)."""
+    return ClaimedRun(
+        run_id=row["id"],
+        workflow=row["workflow"],
+        version=row["version"],
+        input=row["input"],
+        fence=row["fence"],
+        wakeups=row["wakeups"],
+        parent_run_id=row["parent_run_id"],
+        started_at=row["started_at"],
+        deadline=row["deadline"],
+        fresh=row.get("fresh", False),
+        taken_from=row.get("taken_from"),
+        cleanup=cleanup,
+    )
+
+
 def leased(run: NewRun, now: datetime, deadline: datetime | None) -> ClaimedRun | None:
     """The claim of a run inserted already leased to its creator (fence 1, first start)."""
     if run.owner is None:

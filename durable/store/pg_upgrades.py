@@ -10,11 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import asyncpg
+import msgspec
 
 from durable.core.events import Event
 from durable.core.vocabulary import NOTICE_DONE_PREFIX, NOTICE_WAKE, RunStatus
 from durable.store.base import ClaimedRun, Created, NewRun
+from durable.store.pg_rows import claimed as _claimed
 from durable.store.pg_rows import insert_events
+from durable.store.pg_rows import leased as _leased
 
 
 class PgUpgradeQueries:
@@ -80,21 +83,8 @@ class PgUpgradeQueries:
             )
             if not leased:
                 await conn.execute("SELECT pg_notify($1, $2)", self.channel, NOTICE_WAKE)
-        claimed = None
-        if leased:
-            claimed = ClaimedRun(
-                run_id=new.run_id,
-                workflow=new.workflow,
-                version=new.version,
-                input=new.input,
-                fence=1,
-                wakeups=0,
-                parent_run_id=parent,
-                started_at=now,
-                deadline=deadline,
-                fresh=True,
-            )
-        return Created(new.run_id, True, claimed)
+        claim = _leased(msgspec.structs.replace(new, parent_run_id=parent), now, deadline)
+        return Created(new.run_id, True, claim)
 
     async def fork_run(
         self, new: NewRun, events: Sequence[Event], forked_from: str, now: datetime
@@ -144,7 +134,8 @@ class PgUpgradeQueries:
             "  fence = r.fence + 1, updated_at = $1"
             " FROM c WHERE r.id = c.id"
             " RETURNING r.id, r.workflow, r.version, r.input, r.fence, r.wakeups,"
-            "  r.parent_run_id, r.started_at, r.cleanup_until",
+            "  r.parent_run_id, coalesce(r.started_at, $1) AS started_at,"
+            "  r.cleanup_until AS deadline",
             now,
             [k[0] for k in keys],
             [k[1] for k in keys],
@@ -152,21 +143,7 @@ class PgUpgradeQueries:
             owner,
             list(exclude),
         )
-        return [
-            ClaimedRun(
-                run_id=r["id"],
-                workflow=r["workflow"],
-                version=r["version"],
-                input=r["input"],
-                fence=r["fence"],
-                wakeups=r["wakeups"],
-                parent_run_id=r["parent_run_id"],
-                started_at=r["started_at"] or now,
-                deadline=r["cleanup_until"],
-                cleanup=True,
-            )
-            for r in rows
-        ]
+        return [_claimed(r, cleanup=True) for r in rows]
 
     async def append_cleanup(
         self, run_id: str, fence: int, events: Sequence[Event], now: datetime, *, done: bool

@@ -53,6 +53,7 @@ from durable.store.pg_rows import (
     Connection as _Connection,
 )
 from durable.store.pg_rows import channel_for as channel_for
+from durable.store.pg_rows import claimed as _claimed
 from durable.store.pg_rows import existing_runs as _existing_runs
 from durable.store.pg_rows import (
     first_of_each as _first_of_each,
@@ -382,22 +383,7 @@ class PostgresStore(
             list(exclude),
             lease_s,
         )
-        return [
-            ClaimedRun(
-                run_id=r["id"],
-                workflow=r["workflow"],
-                version=r["version"],
-                input=r["input"],
-                fence=r["fence"],
-                wakeups=r["wakeups"],
-                parent_run_id=r["parent_run_id"],
-                started_at=r["started_at"],
-                deadline=r["deadline"],
-                fresh=r["fresh"],
-                taken_from=r["taken_from"],
-            )
-            for r in rows
-        ]
+        return [_claimed(r) for r in rows]
 
     async def commit(self, batch: Batch) -> BatchResult:
         """Write one group commit, retrying when PostgreSQL picked it as a deadlock victim."""
