@@ -1,8 +1,9 @@
-"""The memory store's one way to lease a run row to a worker and describe the claim.
+"""How the memory store leases a run row to a worker and describes the claim (one way).
 
 Claims, queue claims and local dispatch (a run created, or continued as new, already
 leased to its creator) all move a row to `running` under a new fence the same way; the
-Postgres store does the same in SQL (its claims' UPDATE … RETURNING, pg_rows.leased).
+Postgres store does the same in SQL (the UPDATE … RETURNING of its claims, and
+pg_rows.leased).
 """
 
 from __future__ import annotations
