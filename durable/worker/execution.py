@@ -92,6 +92,10 @@ class RunExecution:
             execution_timeout=defn.execution_timeout,
         )
         self.buffer: list[Event] = []
+        # Step records kept back in `buffer` to share the run's next commit (`defer`),
+        # and the writes carrying such records still in flight (see `settle`).
+        self.deferred = 0
+        self._settling: set[asyncio.Future[BatchResult]] = set()
         # Estimated bytes this execution keeps alive (the sticky cache's byte bound): its
         # coroutine's locals mostly hold the input and values decoded from history
         # payloads, read back or written by it.
@@ -179,6 +183,65 @@ class RunExecution:
                 f"{codec.label(what, name)} is {len(data)} bytes, over the limit of {limit} bytes"
             )
 
+    def defer(self, event: Event) -> bool:
+        """Keep a step's record back for the run's next commit; False: append it now.
+
+        Once a step body has returned, the workflow's own code runs on with the result
+        in memory until its next command. If that command writes only to the database
+        (the run's end, a suspension, a timer, an emitted event) the record shares its
+        commit: one commit fewer per run. Anything with an effect outside the database
+        (a step body, a child started, a signal taken, a hook) first waits for the
+        records kept back to be durable (`settle`, `flush`), and nothing is reported
+        outside (result(), notices) before the commit holding them. A crash before that
+        commit re-runs the step, as a crash right after its body always did.
+
+        Only when this step is the run's one operation running: a record is never kept
+        back while a sibling of a gather may run on for long, nor in a cancelled run's
+        cleanup (written apart from the group commit).
+        """
+        if self.active != 1 or self.cleanup or self.state.halted:
+            return False
+        self.buffer.append(event)
+        self.deferred += 1
+        return True
+
+    @property
+    def unsettled(self) -> bool:
+        """Whether step records kept back by `defer` may not be durable yet."""
+        return bool(self.deferred or self._settling)
+
+    async def settle(self) -> None:
+        """Before a step body (a side effect): every step record kept back so far is
+        durable. Writes the buffer if it holds any, and waits for a write of another
+        branch of the run that carries some."""
+        pending = [f for f in self._settling if not f.done()]
+        if self.deferred:
+            state = self.state
+            if state.phase is _DEAD or state.failure is not None:
+                raise RunAborted
+            events = self.buffer
+            self.buffer = []
+            run_id = self.run_id
+            future = self.committer.enqueue(run_id, self.fence, events)
+            self._carries_deferred(future)
+            try:
+                result = await future
+            except Exception as exc:
+                self._write_failed(exc)
+            if run_id in result.rejected:
+                self._refused(result)
+        if pending:
+            await asyncio.wait(pending)
+            for f in pending:
+                if f.cancelled() or f.exception() is not None or self.run_id in f.result().rejected:
+                    raise RunAborted  # the branch that wrote it ends the attempt
+
+    def _carries_deferred(self, future: asyncio.Future[BatchResult]) -> None:
+        """`future` writes the step records kept back so far: `settle` waits for it."""
+        self.deferred = 0
+        self._settling.add(future)
+        future.add_done_callback(self._settling.discard)
+
     async def append(self, event: Event) -> None:
         """Write `event` (and anything buffered before it) durably, via group commit.
 
@@ -198,8 +261,11 @@ class RunExecution:
         if state.phase is _DEAD or state.failure is not None:
             raise RunAborted
         run_id = self.run_id
+        future = self.committer.enqueue(run_id, self.fence, events)
+        if self.deferred:
+            self._carries_deferred(future)
         try:
-            result = await self.committer.enqueue(run_id, self.fence, events)
+            result = await future
         except Exception as exc:
             self._write_failed(exc)
         if run_id in result.rejected:
@@ -244,8 +310,11 @@ class RunExecution:
         run_id = self.run_id
         if events:
             self.weight += sum(len(e.payload) for e in events if e.payload is not None)
+        future = self.committer.enqueue(run_id, self.fence, events, finish, suspend)
+        if self.deferred:
+            self._carries_deferred(future)
         try:
-            result = await self.committer.enqueue(run_id, self.fence, events, finish, suspend)
+            result = await future
         except Exception as exc:
             self._write_failed(exc)
         if run_id in result.rejected:
@@ -573,8 +642,7 @@ class RunExecution:
                 self.defn.name,
                 state.failure,
             )
-            if state.failure_event:
-                events = self.buffer
+            events = self.buffer if state.failure_event else self._kept_steps()
         else:
             assert task is not None
             if task.cancelled():
@@ -593,7 +661,7 @@ class RunExecution:
             elif exc is None:
                 finish = self._completed(task.result())
                 if finish.event is None:  # non-determinism: history stays exactly as it was
-                    events = []
+                    events = self._kept_steps()
             else:
                 finish = self._failed(
                     f"{type(exc).__name__}: {exc}", traceback=decide.run_traceback(exc)
@@ -613,6 +681,14 @@ class RunExecution:
             return DriveResult.ABANDONED
         self.outcome = finish
         return DriveResult.FINISHED
+
+    def _kept_steps(self) -> list[Event]:
+        """The step records `defer` kept back, when the rest of the buffer is dropped
+        (a run parked without a run_failed event): their steps ran, and would have been
+        committed already had they not been kept back for a shared commit."""
+        if not self.deferred:
+            return []
+        return [e for e in self.buffer if e.kind == EventKind.STEP_COMPLETED]
 
     async def _unawaited_reason(self) -> str:
         """Name the positions taken by ctx operations that never started: they have no
@@ -637,6 +713,7 @@ class RunExecution:
             ),
         ]
         self.buffer = []
+        self.deferred = 0  # written by continue_run below, or the attempt ends
         # Local dispatch, as for triggers: the successor is inserted leased to this
         # worker and starts without a claim query (what keeps long chains fast).
         local = executor.claiming and executor.reserve(self.defn)
