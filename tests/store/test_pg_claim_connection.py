@@ -19,9 +19,7 @@ def store(pg_store: PostgresStore) -> PostgresStore:
 
 
 def _new(run_id: str, queue: str | None = None) -> NewRun:
-    return NewRun(
-        run_id=run_id, workflow="wf", version="1", input=b"", created_at=t(0), queue=queue
-    )
+    return NewRun(run_id=run_id, workflow="wf", version="1", input=b"", created_at=t(0), queue=queue)
 
 
 async def test_claims_share_one_connection_and_survive_its_loss(
