@@ -95,7 +95,7 @@ class RunExecution:
         # Step records kept back in `buffer` to share the run's next commit (`defer`),
         # and the writes carrying such records still in flight (see `settle`).
         self.deferred = 0
-        self._settling: set[asyncio.Future[BatchResult]] = set()
+        self._settling: list[asyncio.Future[BatchResult]] = []
         # Estimated bytes this execution keeps alive (the sticky cache's byte bound): its
         # coroutine's locals mostly hold the input and values decoded from history
         # payloads, read back or written by it.
@@ -186,18 +186,13 @@ class RunExecution:
     def defer(self, event: Event) -> bool:
         """Keep a step's record back for the run's next commit; False: append it now.
 
-        Once a step body has returned, the workflow's own code runs on with the result
-        in memory until its next command. If that command writes only to the database
-        (the run's end, a suspension, a timer, an emitted event) the record shares its
-        commit: one commit fewer per run. Anything with an effect outside the database
-        (a step body, a child started, a signal taken, a hook) first waits for the
-        records kept back to be durable (`settle`, `flush`), and nothing is reported
-        outside (result(), notices) before the commit holding them. A crash before that
-        commit re-runs the step, as a crash right after its body always did.
-
-        Only when this step is the run's one operation running: a record is never kept
-        back while a sibling of a gather may run on for long, nor in a cancelled run's
-        cleanup (written apart from the group commit).
+        The workflow's code runs on with the result in memory; if its next command
+        writes only to the database (the run's end, a suspension, an emitted event) the
+        record shares that commit. Anything with an effect outside (a step body, a
+        child, a signal taken, a hook) first makes it durable (`settle`, `flush`); a
+        crash before re-runs the step, as after any body (docs/concepts.md). Only while
+        this step is the run's one operation running (never behind a gather's slower
+        sibling), and never in a cancelled run's cleanup (written apart).
         """
         if self.active != 1 or self.cleanup or self.state.halted:
             return False
@@ -211,10 +206,9 @@ class RunExecution:
         return bool(self.deferred or self._settling)
 
     async def settle(self) -> None:
-        """Before a step body (a side effect): every step record kept back so far is
-        durable. Writes the buffer if it holds any, and waits for a write of another
-        branch of the run that carries some."""
-        pending = [f for f in self._settling if not f.done()]
+        """Before a step body: make the step records kept back so far durable (write
+        the buffer; wait for another branch's write in flight that carries some)."""
+        others = self._settling[:] if self._settling else None
         if self.deferred:
             state = self.state
             if state.phase is _DEAD or state.failure is not None:
@@ -228,19 +222,22 @@ class RunExecution:
                 result = await future
             except Exception as exc:
                 self._write_failed(exc)
+            finally:
+                self._settling.remove(future)
             if run_id in result.rejected:
                 self._refused(result)
-        if pending:
-            await asyncio.wait(pending)
-            for f in pending:
+        if others:
+            waiting = [f for f in others if not f.done()]
+            if waiting:
+                await asyncio.wait(waiting)
+            for f in others:
                 if f.cancelled() or f.exception() is not None or self.run_id in f.result().rejected:
                     raise RunAborted  # the branch that wrote it ends the attempt
 
     def _carries_deferred(self, future: asyncio.Future[BatchResult]) -> None:
-        """`future` writes the step records kept back so far: `settle` waits for it."""
+        """`future` writes the records kept back: `settle`s wait for it till its writer is done."""
         self.deferred = 0
-        self._settling.add(future)
-        future.add_done_callback(self._settling.discard)
+        self._settling.append(future)
 
     async def append(self, event: Event) -> None:
         """Write `event` (and anything buffered before it) durably, via group commit.
@@ -262,12 +259,16 @@ class RunExecution:
             raise RunAborted
         run_id = self.run_id
         future = self.committer.enqueue(run_id, self.fence, events)
-        if self.deferred:
+        carries = self.deferred
+        if carries:
             self._carries_deferred(future)
         try:
             result = await future
         except Exception as exc:
             self._write_failed(exc)
+        finally:
+            if carries:
+                self._settling.remove(future)
         if run_id in result.rejected:
             self._refused(result)
 
@@ -311,12 +312,16 @@ class RunExecution:
         if events:
             self.weight += sum(len(e.payload) for e in events if e.payload is not None)
         future = self.committer.enqueue(run_id, self.fence, events, finish, suspend)
-        if self.deferred:
+        carries = self.deferred
+        if carries:
             self._carries_deferred(future)
         try:
             result = await future
         except Exception as exc:
             self._write_failed(exc)
+        finally:
+            if carries:
+                self._settling.remove(future)
         if run_id in result.rejected:
             self._refused(result)
         return run_id in result.woken
@@ -684,8 +689,7 @@ class RunExecution:
 
     def _kept_steps(self) -> list[Event]:
         """The step records `defer` kept back, when the rest of the buffer is dropped
-        (a run parked without a run_failed event): their steps ran, and would have been
-        committed already had they not been kept back for a shared commit."""
+        (a run parked without run_failed): their steps ran, so they are written."""
         if not self.deferred:
             return []
         return [e for e in self.buffer if e.kind == EventKind.STEP_COMPLETED]
