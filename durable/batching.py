@@ -94,8 +94,21 @@ class Coalescer(Generic[T, R]):
                 )
         self._queue.append((item, future))
         if not self._running:
+            # Idle (the queue held nothing): this caller sends its own item at once, on
+            # its own task, with no hop to a drain task and back (a single trigger's
+            # latency); items queued meanwhile form the next batch, on a drain task.
             self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
+            try:
+                await self._run(self._take())
+            except BaseException:
+                if future.done() and not future.cancelled():
+                    future.exception()  # raised here: mark it retrieved
+                raise
+            finally:
+                if self._queue:
+                    asyncio.get_running_loop().create_task(self._drain())
+                else:
+                    self._running = False
         return await future
 
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:

@@ -303,6 +303,10 @@ class Context:
                 # steps of the cleanup code after that run and are recorded as usual.
                 x.cancel_point()
             while True:
+                if x.unsettled:
+                    # The body is a side effect: the records of steps before it, kept
+                    # back to share a commit (RunExecution.defer), are made durable first.
+                    await x.settle()
                 st.begin_attempt(None if st.deadline is None else x.now())
                 try:
                     try:
@@ -342,8 +346,11 @@ class Context:
                         _log_attempt(self.run_id, name, failure)
                         raise decide.step_error(name, failure) from exc
                     # No created_at: the group commit stamps the batch's time (a clock
-                    # read less per step).
-                    await x.append(st.event(pos, _STEP_COMPLETED, name, data, None))
+                    # read less per step). Kept back for the run's next commit when
+                    # nothing else of the run is running (RunExecution.defer).
+                    event = st.event(pos, _STEP_COMPLETED, name, data, None)
+                    if not x.defer(event):
+                        await x.append(event)
                     return decoded
                 except StepFailed:
                     raise

@@ -51,6 +51,20 @@ class RunIO(Protocol):
         """Buffer an event; it becomes durable with the run's next write."""
         ...
 
+    def defer(self, event: Event) -> bool:
+        """Keep a step's record for the run's next commit, if nothing else of the run
+        is running; False: the caller appends it instead."""
+        ...
+
+    @property
+    def unsettled(self) -> bool:
+        """Whether records kept back by `defer` may not be durable yet."""
+        ...
+
+    async def settle(self) -> None:
+        """Make the records kept back by `defer` durable (before a step body runs)."""
+        ...
+
     async def append(self, event: Event) -> None:
         """Write the buffer and `event` durably before returning (a step's result)."""
         ...

@@ -15,6 +15,7 @@ from durable.core.events import Event
 from durable.db_schema import channel_for as channel_for
 from durable.db_schema import check_schema
 from durable.store.base import ClaimedRun, NewRun, RunRecord
+from durable.store.pg_own import OwnConnection
 
 #: PostgresStore's name for the schema-name rule (durable/db_schema.py).
 validate_schema = check_schema
@@ -104,7 +105,7 @@ EXISTING_RUNS_SQL = (
 
 
 async def existing_runs(
-    conn: asyncpg.Connection, runs: Sequence[NewRun]
+    conn: asyncpg.Connection | OwnConnection, runs: Sequence[NewRun]
 ) -> tuple[set[str], dict[tuple[str, str], str]]:
     """For runs an insert skipped: which of their ids exist, and which run holds each
     (workflow, idempotency key) they carry. Keys are scoped per workflow name (migration

@@ -90,6 +90,8 @@ class PostgresStore(
         # The group commit and the claims each have a connection of their own.
         self._commits = OwnConnection(self._connect, lambda: self.pool)
         self._claims = OwnConnection(self._connect, lambda: self.pool)
+        # Inserts of triggered runs: the runtime's trigger batcher sends one at a time.
+        self._creates = OwnConnection(self._connect, lambda: self.pool)
         self._maintained_at: float | None = None  # time.monotonic() of the last maintain
 
     @property
@@ -123,6 +125,7 @@ class PostgresStore(
     async def close(self) -> None:
         await self._commits.close()
         await self._claims.close()
+        await self._creates.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -229,54 +232,53 @@ class PostgresStore(
             now + timedelta(seconds=r.deadline_s) if r.deadline_s is not None else None
             for r in runs
         ]
-        async with self.pool.acquire() as conn:
-            created = {
-                r["id"]
-                for r in await conn.fetch(
-                    "WITH ins AS ("
-                    " INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
-                    "  idempotency_key, ready_at, deadline, created_at, updated_at,"
-                    "  lease_owner, lease_until, fence, started_at, tags, queue, queue_key,"
-                    "  priority)"
-                    " SELECT u.id, u.workflow, u.version,"
-                    "  CASE WHEN u.owner IS NULL THEN 'pending' ELSE 'running' END,"
-                    "  u.input, u.parent, u.ikey, coalesce(u.ready, $8::timestamptz), u.deadline,"
-                    "  $8, $8, u.owner,"
-                    "  CASE WHEN u.owner IS NULL THEN NULL"
-                    "   ELSE $8::timestamptz + make_interval(secs => u.lease) END,"
-                    "  CASE WHEN u.owner IS NULL THEN 0 ELSE 1 END,"
-                    "  CASE WHEN u.owner IS NULL THEN NULL ELSE $8 END,"
-                    "  coalesce(u.tags::jsonb, '{}'), u.queue, u.qkey, u.prio"
-                    " FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],"
-                    "  $6::text[], $7::timestamptz[], $10::text[], $11::float8[], $12::text[],"
-                    "  $14::timestamptz[], $15::text[], $16::text[], $17::int[])"
-                    "  AS u(id, workflow, version, input, parent, ikey, deadline, owner, lease,"
-                    "   tags, ready, queue, qkey, prio)"
-                    " ON CONFLICT DO NOTHING RETURNING id, lease_owner)"
-                    # Only runs left for other workers need a NOTIFY.
-                    " SELECT id, CASE WHEN lease_owner IS NULL THEN pg_notify($9, $13) END"
-                    " FROM ins",
-                    [r.run_id for r in runs],
-                    [r.workflow for r in runs],
-                    [r.version for r in runs],
-                    [r.input for r in runs],
-                    [r.parent_run_id for r in runs],
-                    [r.idempotency_key for r in runs],
-                    deadlines,
-                    now,
-                    self.channel,
-                    [r.owner for r in runs],
-                    [r.lease_s for r in runs],
-                    [None if not r.tags else msgspec.json.encode(r.tags).decode() for r in runs],
-                    NOTICE_WAKE,
-                    [r.ready_at for r in runs],
-                    [r.queue for r in runs],
-                    [r.queue_key for r in runs],
-                    [r.priority for r in runs],
-                )
-            }
-            missing = [r for r in runs if r.run_id not in created]
-            by_id, by_key = await _existing_runs(conn, missing)
+        created = {
+            r["id"]
+            for r in await self._creates.fetch(
+                "WITH ins AS ("
+                " INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
+                "  idempotency_key, ready_at, deadline, created_at, updated_at,"
+                "  lease_owner, lease_until, fence, started_at, tags, queue, queue_key,"
+                "  priority)"
+                " SELECT u.id, u.workflow, u.version,"
+                "  CASE WHEN u.owner IS NULL THEN 'pending' ELSE 'running' END,"
+                "  u.input, u.parent, u.ikey, coalesce(u.ready, $8::timestamptz), u.deadline,"
+                "  $8, $8, u.owner,"
+                "  CASE WHEN u.owner IS NULL THEN NULL"
+                "   ELSE $8::timestamptz + make_interval(secs => u.lease) END,"
+                "  CASE WHEN u.owner IS NULL THEN 0 ELSE 1 END,"
+                "  CASE WHEN u.owner IS NULL THEN NULL ELSE $8 END,"
+                "  coalesce(u.tags::jsonb, '{}'), u.queue, u.qkey, u.prio"
+                " FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],"
+                "  $6::text[], $7::timestamptz[], $10::text[], $11::float8[], $12::text[],"
+                "  $14::timestamptz[], $15::text[], $16::text[], $17::int[])"
+                "  AS u(id, workflow, version, input, parent, ikey, deadline, owner, lease,"
+                "   tags, ready, queue, qkey, prio)"
+                " ON CONFLICT DO NOTHING RETURNING id, lease_owner)"
+                # Only runs left for other workers need a NOTIFY.
+                " SELECT id, CASE WHEN lease_owner IS NULL THEN pg_notify($9, $13) END"
+                " FROM ins",
+                [r.run_id for r in runs],
+                [r.workflow for r in runs],
+                [r.version for r in runs],
+                [r.input for r in runs],
+                [r.parent_run_id for r in runs],
+                [r.idempotency_key for r in runs],
+                deadlines,
+                now,
+                self.channel,
+                [r.owner for r in runs],
+                [r.lease_s for r in runs],
+                [None if not r.tags else msgspec.json.encode(r.tags).decode() for r in runs],
+                NOTICE_WAKE,
+                [r.ready_at for r in runs],
+                [r.queue for r in runs],
+                [r.queue_key for r in runs],
+                [r.priority for r in runs],
+            )
+        }
+        missing = [r for r in runs if r.run_id not in created]
+        by_id, by_key = await _existing_runs(self._creates, missing)
         out: list[Created] = []
         for r, deadline in zip(runs, deadlines, strict=True):
             if r.run_id in created:

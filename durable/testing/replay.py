@@ -466,6 +466,16 @@ class ReplayExecution:
     async def append(self, event: Event) -> NoReturn:
         raise _Stop
 
+    def defer(self, event: Event) -> NoReturn:
+        raise _Stop
+
+    @property
+    def unsettled(self) -> bool:
+        return False  # nothing is ever kept back: replay writes nothing
+
+    async def settle(self) -> NoReturn:
+        raise _Stop
+
     async def create_hook(
         self, event: Event, token: str, name: str, metadata: bytes | None = None
     ) -> NoReturn:

@@ -92,6 +92,10 @@ class RunExecution:
             execution_timeout=defn.execution_timeout,
         )
         self.buffer: list[Event] = []
+        # Step records kept back in `buffer` to share the run's next commit (`defer`),
+        # and the writes carrying such records still in flight (see `settle`).
+        self.deferred = 0
+        self._settling: list[asyncio.Future[BatchResult]] = []
         # Estimated bytes this execution keeps alive (the sticky cache's byte bound): its
         # coroutine's locals mostly hold the input and values decoded from history
         # payloads, read back or written by it.
@@ -179,6 +183,62 @@ class RunExecution:
                 f"{codec.label(what, name)} is {len(data)} bytes, over the limit of {limit} bytes"
             )
 
+    def defer(self, event: Event) -> bool:
+        """Keep a step's record back for the run's next commit; False: append it now.
+
+        The workflow's code runs on with the result in memory; if its next command
+        writes only to the database (the run's end, a suspension, an emitted event) the
+        record shares that commit. Anything with an effect outside (a step body, a
+        child, a signal taken, a hook) first makes it durable (`settle`, `flush`); a
+        crash before re-runs the step, as after any body (docs/concepts.md). Only while
+        this step is the run's one operation running (never behind a gather's slower
+        sibling), and never in a cancelled run's cleanup (written apart).
+        """
+        if self.active != 1 or self.cleanup or self.state.halted:
+            return False
+        self.buffer.append(event)
+        self.deferred += 1
+        return True
+
+    @property
+    def unsettled(self) -> bool:
+        """Whether step records kept back by `defer` may not be durable yet."""
+        return bool(self.deferred or self._settling)
+
+    async def settle(self) -> None:
+        """Before a step body: make the step records kept back so far durable (write
+        the buffer; wait for another branch's write in flight that carries some)."""
+        others = self._settling[:] if self._settling else None
+        if self.deferred:
+            state = self.state
+            if state.phase is _DEAD or state.failure is not None:
+                raise RunAborted
+            events = self.buffer
+            self.buffer = []
+            run_id = self.run_id
+            future = self.committer.enqueue(run_id, self.fence, events)
+            self._carries_deferred(future)
+            try:
+                result = await future
+            except Exception as exc:
+                self._write_failed(exc)
+            finally:
+                self._settling.remove(future)
+            if run_id in result.rejected:
+                self._refused(result)
+        if others:
+            waiting = [f for f in others if not f.done()]
+            if waiting:
+                await asyncio.wait(waiting)
+            for f in others:
+                if f.cancelled() or f.exception() is not None or self.run_id in f.result().rejected:
+                    raise RunAborted  # the branch that wrote it ends the attempt
+
+    def _carries_deferred(self, future: asyncio.Future[BatchResult]) -> None:
+        """`future` writes the records kept back: `settle`s wait for it till its writer is done."""
+        self.deferred = 0
+        self._settling.append(future)
+
     async def append(self, event: Event) -> None:
         """Write `event` (and anything buffered before it) durably, via group commit.
 
@@ -198,10 +258,17 @@ class RunExecution:
         if state.phase is _DEAD or state.failure is not None:
             raise RunAborted
         run_id = self.run_id
+        future = self.committer.enqueue(run_id, self.fence, events)
+        carries = self.deferred
+        if carries:
+            self._carries_deferred(future)
         try:
-            result = await self.committer.enqueue(run_id, self.fence, events)
+            result = await future
         except Exception as exc:
             self._write_failed(exc)
+        finally:
+            if carries:
+                self._settling.remove(future)
         if run_id in result.rejected:
             self._refused(result)
 
@@ -244,10 +311,17 @@ class RunExecution:
         run_id = self.run_id
         if events:
             self.weight += sum(len(e.payload) for e in events if e.payload is not None)
+        future = self.committer.enqueue(run_id, self.fence, events, finish, suspend)
+        carries = self.deferred
+        if carries:
+            self._carries_deferred(future)
         try:
-            result = await self.committer.enqueue(run_id, self.fence, events, finish, suspend)
+            result = await future
         except Exception as exc:
             self._write_failed(exc)
+        finally:
+            if carries:
+                self._settling.remove(future)
         if run_id in result.rejected:
             self._refused(result)
         return run_id in result.woken
@@ -573,8 +647,7 @@ class RunExecution:
                 self.defn.name,
                 state.failure,
             )
-            if state.failure_event:
-                events = self.buffer
+            events = self.buffer if state.failure_event else self._kept_steps()
         else:
             assert task is not None
             if task.cancelled():
@@ -593,7 +666,7 @@ class RunExecution:
             elif exc is None:
                 finish = self._completed(task.result())
                 if finish.event is None:  # non-determinism: history stays exactly as it was
-                    events = []
+                    events = self._kept_steps()
             else:
                 finish = self._failed(
                     f"{type(exc).__name__}: {exc}", traceback=decide.run_traceback(exc)
@@ -613,6 +686,13 @@ class RunExecution:
             return DriveResult.ABANDONED
         self.outcome = finish
         return DriveResult.FINISHED
+
+    def _kept_steps(self) -> list[Event]:
+        """The step records `defer` kept back, when the rest of the buffer is dropped
+        (a run parked without run_failed): their steps ran, so they are written."""
+        if not self.deferred:
+            return []
+        return [e for e in self.buffer if e.kind == EventKind.STEP_COMPLETED]
 
     async def _unawaited_reason(self) -> str:
         """Name the positions taken by ctx operations that never started: they have no
@@ -637,6 +717,7 @@ class RunExecution:
             ),
         ]
         self.buffer = []
+        self.deferred = 0  # written by continue_run below, or the attempt ends
         # Local dispatch, as for triggers: the successor is inserted leased to this
         # worker and starts without a claim query (what keeps long chains fast).
         local = executor.claiming and executor.reserve(self.defn)

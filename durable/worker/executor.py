@@ -101,9 +101,11 @@ class Executor:
         self._cleanup_checked: datetime | None = None
         # The unqueued claim is skipped while nothing can have made an unqueued run
         # claimable since one came back short (see _unqueued_idle): a queued workload
-        # then pays one round trip per claim, not two. Every cause other than a freed
-        # slot bumps the generation; `_plain_dry` is (generation, loop time) of the last
-        # short unqueued claim, or None.
+        # then pays one round trip per claim, not two, and a run ending here (its slot
+        # freed) costs an unqueued workload no claim at all (issue 15: a query less per
+        # run, which ran before the run's result() waiter woke). Every cause other than
+        # a freed slot bumps the generation; `_plain_dry` is (generation, loop time)
+        # of the last short unqueued claim, or None.
         self._plain_gen = 0
         self._plain_dry: tuple[int, float] | None = None
 
@@ -313,7 +315,7 @@ class Executor:
         granted = (now, time.monotonic())
         skip = [*exclude, *self._executing_at_risk()]
         claimed: list[ClaimedRun] = []
-        if not queued or not self._unqueued_idle():
+        if not self._unqueued_idle():
             gen = self._plain_gen
             at = asyncio.get_running_loop().time()
             # Every registered pair, queued or not: `claim` takes only runs stored

@@ -2,10 +2,12 @@
 
 Issue 16 (remark): "seq numbers can have gaps when gather branches' direct writes
 overtake a group commit and the run is then cancelled". Reproduced here step by step:
-in `gather(ctx.step("a", ...), ctx.start_child(...))` step `a` takes seq 1 and waits in
-the group commit (held back by the test), `start_child` takes seq 2 and writes it at
-once (a direct write: its own transaction); the run is cancelled; the held commit is
-then refused (the run is closed), so seq 1 is never written.
+in `gather(ctx.step("slow", ...), ctx.step("a", ...), ctx.start_child(...))` step `a`
+takes seq 1 and waits in the group commit (held back by the test), `start_child` takes
+seq 2 and writes it at once (a direct write: its own transaction); the run is
+cancelled; the held commit is then refused (the run is closed), so seq 1 is never
+written. (`slow` is still running when `a` ends: a step ending as the run's only
+operation keeps its record back for the run's next write, see RunExecution.defer.)
 
 `seq` orders a run's events and is unique per run; it is not dense, and nothing reads
 it as a count (docs/concepts.md, "Events"): the next event takes the largest seq + 1,
@@ -38,6 +40,11 @@ async def quick() -> int:
     return 1
 
 
+async def slow() -> int:
+    await asyncio.sleep(60)  # still running when the run is cancelled
+    return 1
+
+
 def clean() -> str:
     CLEANED.append("cleaned")
     return "cleaned"
@@ -46,7 +53,12 @@ def clean() -> str:
 @workflow(name="gap_parent")
 async def gap_parent(ctx: Context, _: Any) -> None:
     try:
-        await asyncio.gather(ctx.step("a", quick), ctx.start_child(gap_kid, None))
+        # `slow` keeps another operation of the run going when `a` ends, so `a`'s record
+        # goes to the group commit at once instead of being kept back for the run's next
+        # write (which start_child would then make, before its own).
+        await asyncio.gather(
+            ctx.step("slow", slow), ctx.step("a", quick), ctx.start_child(gap_kid, None)
+        )
         await ctx.wait_for_signal("never")
     finally:
         await ctx.step("cleanup", clean)

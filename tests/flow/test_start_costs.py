@@ -127,3 +127,29 @@ async def test_an_unqueued_run_starts_on_a_worker_busy_with_queued_runs(backend:
 
 async def _noop() -> None:
     return None
+
+
+async def test_runs_ending_here_cost_no_unqueued_claim(
+    backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Local dispatch, unqueued workflow: a run ending frees a slot, which makes no
+    unqueued run claimable (the last claim came back short and took all it saw), so no
+    claim runs between polls. Before: one claim query per run ended."""
+
+    async def noop() -> None:
+        return None
+
+    @workflow(name="plain_one_step")
+    async def plain(ctx: Context, inp: Any) -> Any:
+        await ctx.step("s", noop)
+        return inp
+
+    async with backend.runtime(plain, poll_interval="30s") as rt:
+        await (await rt.trigger(plain, -1)).result(timeout=30)
+        await asyncio.sleep(0.05)  # the claim loop's round after that run ended
+        claims: Counter[str] = Counter()
+        _count(rt.store, claims, "claim", monkeypatch=monkeypatch)
+        for i in range(20):
+            assert await (await rt.trigger(plain, i)).result(timeout=30) == i
+        await asyncio.sleep(0.05)
+    assert claims["claim"] == 0
