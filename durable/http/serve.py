@@ -184,9 +184,13 @@ def _one_process(args: argparse.Namespace, token: str | None, index: int) -> Non
 
     cli._setup_logging(getattr(logging, args.log_level))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides (SIGTERM)
-    sock = reuse_port_socket(args.host, args.port)
-    log.info("process %d of %d (pid %d)", index + 1, args.processes, os.getpid())
-    run_loop(serve(*_runtime(args), args.host, args.port, token, sock))
+    try:
+        sock = reuse_port_socket(args.host, args.port)
+        log.info("process %d of %d (pid %d)", index + 1, args.processes, os.getpid())
+        run_loop(serve(*_runtime(args), args.host, args.port, token, sock))
+    except Exception as exc:  # one line, secrets scrubbed, as the command itself reports
+        log.error("serving process %d failed: %s", index + 1, cli._describe(exc))
+        raise SystemExit(1) from None
 
 
 def supervise(args: argparse.Namespace, token: str | None) -> int:
@@ -233,7 +237,8 @@ def supervise(args: argparse.Namespace, token: str | None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if failed or not stopping:
-        log.error("a serving process exited (%s): stopped the others", failed or procs)
+        ended = ", ".join(f"{p.name} exit code {p.exitcode}" for p in failed or procs)
+        log.error("a serving process ended (%s): stopped the others", ended)
         return cli_app.EXIT_FAILURE
     log.info("server stopped (%d processes)", len(procs))
     return cli_app.EXIT_OK

@@ -220,6 +220,20 @@ def test_serve_processes_answer_on_one_port(dsn: str, schema: str, tmp_path: Pat
     assert "server stopped (2 processes)" in log.read_text()
 
 
+def test_serve_processes_stop_all_when_one_fails(dsn: str, schema: str) -> None:
+    """A serving process that cannot start (no such database) says why in one line,
+    and the command stops the others and exits 1 rather than serving with fewer."""
+    bad = dsn.rsplit("/", 1)[0] + "/no_such_database_for_serve"
+    port = httpfix.free_port()
+    cmd = durable_cmd(bad, schema, "serve", "apps", "--port", str(port), "--processes", "2")
+    proc = subprocess.run(
+        cmd, env=serve_env(), cwd=HERE, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "serving process" in proc.stderr and "no_such_database_for_serve" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
 def test_reuse_port_socket_connections_get_tcp_nodelay() -> None:
     """Without TCP_NODELAY on accepted connections, each answer written in two parts
     (head, then body) waited for the client's delayed ACK: ~40 ms per request."""
