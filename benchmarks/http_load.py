@@ -31,11 +31,14 @@ The clients are a minimal keep-alive HTTP/1.1 client (an asyncio protocol, on uv
 when installed), spread over `--client-procs` processes: under 100 µs of CPU per
 request, so the figures measure the server rather than the client (httpx: over 1 ms).
 They are load generators, not the system under test, yet they share the two cores with
-it: they run at a low OS priority (`--client-nice`, default 10, via os.nice), so while
-the worker saturates the machine they take the cycles it leaves rather than its own
-(a deployment's browsers run elsewhere). `--server-procs N` serves with `durable serve
---processes N`; `--server-nice N` starts the API process(es) at nice N (the operations
-advice measured: an API process below the worker in priority).
+it: in the paced and worker modes they run at a low OS priority (`--client-nice`,
+default 10, via os.nice), so while the worker saturates the machine they take the cycles
+it leaves rather than its own (a deployment's browsers run elsewhere). In the closed
+mode they stay at nice 0: there they pace the measurement, and a starved client would
+measure itself (seen: 2 server processes answered 1,382-1,551 req/s to niced clients).
+`--server-procs N` serves with `durable serve --processes N`; `--server-nice N` starts
+the API process(es) at nice N (the operations advice measured: an API process below the
+worker in priority).
 `--profile FILE` runs the server under cProfile timed by its CPU clock.
 
 Prints one JSON line per result (system "durable-http"; scenarios "http-list",
@@ -409,7 +412,10 @@ class Bench:
 
     def load(self, seconds: float, think: float) -> Load:
         a = self.args
-        return Load(self.port, a.runs, a.clients, a.client_procs, seconds, think, a.client_nice)
+        # Closed loop: the clients pace the whole measurement, so a niced client starved
+        # by the server processes would measure itself; they run at nice 0 there.
+        nice = a.client_nice if think else 0
+        return Load(self.port, a.runs, a.clients, a.client_procs, seconds, think, nice)
 
     async def timed_load(self, seconds: float, think: float) -> dict[str, Any]:
         load = self.load(seconds, think)
@@ -429,7 +435,7 @@ class Bench:
             "achieved_rps": total / wall,
             "errors": out["errors"],
             "client_procs": self.args.client_procs,
-            "client_nice": self.args.client_nice,
+            "client_nice": self.args.client_nice if think else 0,
             "server_procs": self.args.server_procs,
             "server_nice": self.args.server_nice,
             "worker": self.args.worker,
