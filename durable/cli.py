@@ -302,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_positive_int, default=8000, help="default 8000")
     p.add_argument("--concurrency", type=_positive_int, default=None, help="as for worker")
     p.add_argument("--no-worker", action="store_true", help="API only: run `worker APP` apart")
+    p.add_argument(
+        "--processes",
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="serving processes on one port (SO_REUSEPORT; uvicorn calls them workers)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(handler=_cmd_serve)
     queues = sub.add_parser("queues", help="list flow-control queues")

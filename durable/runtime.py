@@ -56,6 +56,11 @@ from durable.workflow import Registry, WorkflowDef, check_name
 log = logging.getLogger("durable.runtime")
 
 
+def _bad_id(run_id: object) -> bool:
+    """No run can have this id (not a string, or a NUL that PostgreSQL refuses)."""
+    return not isinstance(run_id, str) or "\x00" in run_id
+
+
 class Runtime(RuntimeOps, FailureOps):
     """Opens a store, applies migrations and (with `worker=True`) executes runs.
 
@@ -653,17 +658,18 @@ class Runtime(RuntimeOps, FailureOps):
         return await self.executor.run_pass()
 
     async def _record(self, run_id: str) -> RunRecord:
-        if not isinstance(run_id, str) or "\x00" in run_id:
-            raise RunNotFound(f"no run with id {run_id!r}")
-        rec = await self.store.get_run(run_id)
+        rec = None if _bad_id(run_id) else await self.store.get_run(run_id)
         if rec is None:
             raise RunNotFound(f"no run with id {run_id!r}")
         return rec
 
     async def get_run(self, run_id: str) -> RunInfo:
         """Status, input, output, error, what it waits on and its full history."""
-        rec = await self._record(run_id)
-        events = await self.store.load_events(run_id)
+        # The run and its history in one read: one pool acquire, one consistent snapshot.
+        found = None if _bad_id(run_id) else await self.store.get_run_and_events(run_id)
+        if found is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        rec, events = found
         history = [
             Event(e.seq, e.kind, e.name, codec.decode(e.payload), e.created_at, e.pos)
             for e in events
@@ -673,8 +679,8 @@ class Runtime(RuntimeOps, FailureOps):
             now = self.clock.now()
             stats = None
             if rec.queue is not None:
-                found = await self.store.queue_stats(now, rec.queue)
-                stats = found[0] if found else None
+                queues = await self.store.queue_stats(now, rec.queue)
+                stats = queues[0] if queues else None
             info = msgspec.structs.replace(info, pending=wait_reasons(rec, stats, now))
         return msgspec.structs.replace(info, traceback=traceback_of(history))
 

@@ -7,6 +7,7 @@ request that fails writes nothing. Errors always answer `{"error": CODE, "messag
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 from collections.abc import Awaitable, Callable
@@ -89,6 +90,11 @@ class Api:
         # JSON is larger than the stored MessagePack; anything beyond this cannot fit.
         self.max_body = 64 * 1024 * 1024 if limit is None else 2 * limit + 64 * 1024
         self.live = LiveFeed(runtime)
+        # A fair queue in front of the pool: asyncpg's pool lets a newly arrived request
+        # take a connection ahead of one already waiting (asyncio.Queue re-queues a woken
+        # getter that lost the race at the back), so under load a few requests waited
+        # for hundreds of others. asyncio.Semaphore serves waiters first come, first served.
+        self.gate = asyncio.Semaphore(runtime.pool_size)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -99,7 +105,8 @@ class Api:
             try:
                 if not public:
                     self._authorize(request)
-                return await handler(request)
+                async with self.gate:
+                    return await handler(request)
             except Exception as exc:
                 err = _translate(exc)
                 return _error(err.status, err.code, err.message)

@@ -393,6 +393,11 @@ class Store(Protocol):
         """The run's history in `seq` order (empty for an unknown id)."""
         ...
 
+    async def get_run_and_events(self, run_id: str) -> tuple[RunRecord, list[Event]] | None:
+        """`get_run` and `load_events` in one read (one snapshot; for Postgres one pool
+        acquire and one round trip, which the API pays on every fetch), or None."""
+        ...
+
     async def list_runs(
         self,
         *,

@@ -352,6 +352,10 @@ class MemoryStore(MemorySchedules, MemoryQueues, MemoryDiagnostics, MemoryUpgrad
         events = self._events.get(run_id, {})
         return [events[seq] for seq in sorted(events)]
 
+    async def get_run_and_events(self, run_id: str) -> tuple[RunRecord, list[Event]] | None:
+        rec = await self.get_run(run_id)
+        return None if rec is None else (rec, await self.load_events(run_id))
+
     async def list_runs(
         self,
         *,

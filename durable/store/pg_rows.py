@@ -29,15 +29,30 @@ RUN_COLS = (
 
 _TAGS = 12
 """Position of `tags` in RUN_COLS, whose columns are RunRecord's fields in order."""
+_END = len(RunRecord.__struct_fields__)
+"""Columns after RUN_COLS (a run's history, say) are not the record's."""
 _json_decode = msgspec.json.Decoder().decode
+
+RUN_AND_EVENTS = (
+    f"SELECT {RUN_COLS}, ARRAY(SELECT ROW(e.seq, e.pos, e.kind, e.name, e.payload,"  # noqa: S608
+    " e.created_at) FROM events e WHERE e.run_id = r.id ORDER BY e.seq) FROM runs r"
+    " WHERE r.id = $1"
+)
+"""A run and its history in one statement: the events come as an array of anonymous
+records, which asyncpg decodes as tuples in Event's field order."""
 
 
 def record(row: asyncpg.Record) -> RunRecord:
     """A runs row (RUN_COLS) as a RunRecord. Positional: a page of 50 runs costs a third
     of the CPU of 21 lookups by name (tests/store/test_pg_rows.py checks the order)."""
     tags = row[_TAGS]
-    values: Any = (*row[:_TAGS], _json_decode(tags) if tags else {}, *row[_TAGS + 1 :])
+    values: Any = (*row[:_TAGS], _json_decode(tags) if tags else {}, *row[_TAGS + 1 : _END])
     return RunRecord(*values)
+
+
+def run_and_events(row: asyncpg.Record) -> tuple[RunRecord, list[Event]]:
+    """A RUN_AND_EVENTS row as the run and its history."""
+    return record(row), [Event(*e) for e in row[_END]]
 
 
 async def insert_events(

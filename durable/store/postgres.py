@@ -47,6 +47,9 @@ from durable.store.pg_listener import PgListener
 from durable.store.pg_own import OwnConnection
 from durable.store.pg_queues import PgQueueQueries
 from durable.store.pg_rows import (
+    RUN_AND_EVENTS as _RUN_AND_EVENTS,
+)
+from durable.store.pg_rows import (
     RUN_COLS as _RUN_COLS,
 )
 from durable.store.pg_rows import (
@@ -67,6 +70,7 @@ from durable.store.pg_rows import (
 from durable.store.pg_rows import (
     record as _record,
 )
+from durable.store.pg_rows import run_and_events as _run_and_events
 from durable.store.pg_rows import settings as _settings
 from durable.store.pg_rows import validate_schema as validate_schema
 from durable.store.pg_schedules import PgScheduleQueries
@@ -304,6 +308,10 @@ class PostgresStore(
         )
         # Columns in Event's field order: positional construction keeps replay loads fast.
         return [Event(*r) for r in rows]
+
+    async def get_run_and_events(self, run_id: str) -> tuple[RunRecord, list[Event]] | None:
+        row = await self.pool.fetchrow(_RUN_AND_EVENTS, run_id)
+        return None if row is None else _run_and_events(row)
 
     async def list_runs(
         self,

@@ -207,6 +207,19 @@ class StoreConformance(OutsideOpsConformance, DiagnosticsConformance, UpgradeCon
         assert await store.load_events("r") == [ev(1), ev(2), ev(3, at=2)]
         assert await status(store, "r") == "running"
 
+    async def test_get_run_and_events_reads_the_run_with_its_history(self, store: Store) -> None:
+        assert await store.get_run_and_events("nope") is None
+        c = await started(store, "r")
+        await create(store, "other")
+        assert await store.get_run_and_events("r") == (await store.get_run("r"), [])
+        bare = Event(3, 2, EventKind.RECORDED.value, "", None, t(2))  # NULL payload and name ""
+        rows = [EventRow("r", c.fence, e) for e in (ev(2), ev(1), bare)]
+        await store.commit(Batch(now=t(2), events=rows))
+        found = await store.get_run_and_events("r")
+        assert found == (await store.get_run("r"), [ev(1), ev(2), bare])
+        assert found is not None and found[0].status == "running"
+        assert await store.get_run_and_events("other") == (await store.get_run("other"), [])
+
     async def test_commit_rejects_stale_fence_without_failing_others(self, store: Store) -> None:
         a = await started(store, "a")
         b = await started(store, "b")

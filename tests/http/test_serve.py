@@ -3,9 +3,12 @@ and a property-based schemathesis run against its OpenAPI document."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -146,6 +149,117 @@ def test_serve_no_worker_answers_but_runs_nothing(dsn: str, schema: str, tmp_pat
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0, log.read_text()
+
+
+def _established(pid: int, port: int) -> int:
+    """TCP connections to `port` that process `pid` holds open (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                local_port = int(cols[1].rsplit(":", 1)[1], 16)
+                if local_port == port and cols[3] == "01" and cols[9] in inodes:
+                    count += 1
+    return count
+
+
+def test_serve_processes_answer_on_one_port(dsn: str, schema: str, tmp_path: Path) -> None:
+    """`--processes 2`: two serving processes (each with its worker) share the port; new
+    connections go to both; SIGTERM stops both and the command exits 0."""
+    port = httpfix.free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            durable_cmd(dsn, schema, "serve", "apps", "--port", str(port), "--processes", "2"),
+            env=serve_env(),
+            cwd=HERE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", httpfix.TOKEN, proc, log)
+    clients: list[httpx.Client] = []
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("serving http://") < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            pids = [int(pid) for pid in f.read().split()]
+        # Spawned interpreters (not multiprocessing's resource tracker).
+        children = [
+            pid for pid in pids if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(children) == 2
+        # 32 kept-alive connections: the kernel spreads them over both processes' sockets.
+        for _ in range(32):
+            clients.append(server.client())
+            assert clients[-1].get("/api/health").status_code == 200
+        assert all(_established(pid, port) > 0 for pid in children), [
+            _established(pid, port) for pid in children
+        ]
+        c = clients[0]
+        r = c.post("/api/workflows/runs", json={"workflow": "approval", "input": 2})
+        assert r.status_code == 201
+        run_id = r.json()["run_id"]
+        assert wait_for(c, run_id, "suspended")["run_id"] == run_id  # a worker ran it
+        for client in clients[1:]:
+            assert client.get(f"/api/workflows/runs/{run_id}").json()["status"] == "suspended"
+    finally:
+        for client in clients:
+            client.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in children)
+    assert "server stopped (2 processes)" in log.read_text()
+
+
+def test_serve_processes_stop_all_when_one_fails(dsn: str, schema: str) -> None:
+    """A serving process that cannot start (no such database) says why in one line,
+    and the command stops the others and exits 1 rather than serving with fewer."""
+    bad = dsn.rsplit("/", 1)[0] + "/no_such_database_for_serve"
+    port = httpfix.free_port()
+    cmd = durable_cmd(bad, schema, "serve", "apps", "--port", str(port), "--processes", "2")
+    proc = subprocess.run(
+        cmd, env=serve_env(), cwd=HERE, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "serving process" in proc.stderr and "no_such_database_for_serve" in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_reuse_port_socket_connections_get_tcp_nodelay() -> None:
+    """Without TCP_NODELAY on accepted connections, each answer written in two parts
+    (head, then body) waited for the client's delayed ACK: ~40 ms per request."""
+    import asyncio
+
+    from durable.http.serve import reuse_port_socket
+
+    async def main() -> int:
+        sock = reuse_port_socket("127.0.0.1", 0)
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                conn = transport.get_extra_info("socket")
+                accepted.set_result(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        async with server:
+            port = sock.getsockname()[1]
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            nodelay = await accepted
+            writer.close()
+        return nodelay
+
+    assert asyncio.run(main()) != 0
 
 
 def test_serve_refuses_public_host_without_token(dsn: str, schema: str) -> None:
