@@ -96,6 +96,9 @@ class PostgresStore(
         self._claims = OwnConnection(self._connect, lambda: self.pool)
         # Inserts of triggered runs: the runtime's trigger batcher sends one at a time.
         self._creates = OwnConnection(self._connect, lambda: self.pool)
+        # Citus cannot pass an array of anonymous records from a worker node: after the
+        # first refusal, get_run_and_events reads the run and its history apart.
+        self._record_arrays = True
         self._maintained_at: float | None = None  # time.monotonic() of the last maintain
 
     @property
@@ -310,13 +313,15 @@ class PostgresStore(
         return [Event(*r) for r in rows]
 
     async def get_run_and_events(self, run_id: str) -> tuple[RunRecord, list[Event]] | None:
-        try:
-            row = await self.pool.fetchrow(_RUN_AND_EVENTS, run_id)
-        except asyncpg.FeatureNotSupportedError:
-            # Citus cannot pass an array of anonymous records from a worker node: two reads.
-            run = await self.get_run(run_id)
-            return None if run is None else (run, await self.load_events(run_id))
-        return None if row is None else _run_and_events(row)
+        if self._record_arrays:
+            try:
+                row = await self.pool.fetchrow(_RUN_AND_EVENTS, run_id)
+            except asyncpg.FeatureNotSupportedError:
+                self._record_arrays = False
+            else:
+                return None if row is None else _run_and_events(row)
+        run = await self.get_run(run_id)
+        return None if run is None else (run, await self.load_events(run_id))
 
     async def list_runs(
         self,
