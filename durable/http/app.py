@@ -41,6 +41,7 @@ from durable.workflow import check_name
 
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -105,6 +106,9 @@ class Api:
             try:
                 if not public:
                     self._authorize(request)
+                if request.method in _WITH_BODY:
+                    # Read before the gate: a slow upload must not hold a connection slot.
+                    await self._read(request)
                 async with self.gate:
                     return await handler(request)
             except Exception as exc:
@@ -122,13 +126,18 @@ class Api:
         ):
             raise ApiError(401, "unauthorized", "missing or wrong bearer token")
 
-    async def _body(self, request: Request, type_: type[T], *, optional: bool = False) -> T:
+    async def _read(self, request: Request) -> bytes:
+        """The request body, within `max_body` (Starlette keeps it: read once)."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise ApiError(413, "payload_too_large", f"body over {self.max_body} bytes")
         raw = await request.body()
         if len(raw) > self.max_body:
             raise ApiError(413, "payload_too_large", f"body over {self.max_body} bytes")
+        return raw
+
+    async def _body(self, request: Request, type_: type[T], *, optional: bool = False) -> T:
+        raw = await self._read(request)
         if optional and not raw.strip():
             raw = b"{}"
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import apps
@@ -355,3 +355,60 @@ async def test_live_stream_sends_run_changes(rt: Runtime) -> None:
     with pytest.raises(StopAsyncIteration):
         await anext(stream)
     assert api.live.clients == 0
+
+
+async def test_slow_uploads_do_not_hold_the_connection_slots(rt: Runtime) -> None:
+    """More unfinished uploads than the pool has connections: a GET is still answered.
+
+    Bodies are read before a request takes one of the API's `pool_size` slots, so
+    clients that send headers and then stall cannot block every other request."""
+    app = create_app(rt, token=TOKEN)
+    stalled = asyncio.Event()  # never set: the uploads never finish
+    started = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal started
+        started += 1
+        await stalled.wait()
+        return {"type": "http.disconnect"}  # pragma: no cover - never reached
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        return None
+
+    def scope() -> dict[str, Any]:
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/api/workflows/runs",
+            "raw_path": b"/api/workflows/runs",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"authorization", f"Bearer {TOKEN}".encode()),
+                (b"content-type", b"application/json"),
+                (b"content-length", b"100"),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("test", 80),
+        }
+
+    uploads = [asyncio.create_task(app(scope(), receive, send)) for _ in range(rt.pool_size + 2)]
+    try:
+        async with asyncio.timeout(10):
+            while started < len(uploads):
+                await asyncio.sleep(0.01)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport,
+                base_url="http://test",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as c:
+                r = await c.get("/api/workflows/runs?limit=5")
+        assert r.status_code == 200, r.text
+    finally:
+        for t in uploads:
+            t.cancel()
+        await asyncio.gather(*uploads, return_exceptions=True)
