@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 
 from durable.errors import RunClosed, RunNotFound
+from durable.store import pg_archive
 from durable.store.base import TERMINAL, CustomEvent, HookRecord, RunRecord
 
 
@@ -31,6 +32,8 @@ class OutsideOps:
         status = await conn.fetchval(
             "SELECT status FROM runs WHERE id = $1 FOR NO KEY UPDATE", run_id
         )
+        if status is None:
+            status = await pg_archive.archived_status(conn, run_id)
         if status is None:
             raise RunNotFound(f"no run with id {run_id!r}")
         if status in TERMINAL:
@@ -85,14 +88,17 @@ class OutsideOps:
         """Merge `changes` into the run's tags (a None value removes the key)."""
         keep = {k: v for k, v in changes.items() if v is not None}
         drop = [k for k, v in changes.items() if v is None]
-        status = await self.pool.fetchval(
-            "UPDATE runs SET tags = (tags - $3::text[]) || $2::jsonb, updated_at = $4"
-            " WHERE id = $1 RETURNING status",
-            run_id,
-            msgspec.json.encode(keep).decode(),
-            drop,
-            now,
-        )
+        for table in ("runs", "runs_archive"):  # runs first (pg_archive: why)
+            status = await self.pool.fetchval(
+                f"UPDATE {table} SET tags = (tags - $3::text[]) || $2::jsonb, updated_at = $4"  # noqa: S608
+                " WHERE id = $1 RETURNING status",
+                run_id,
+                msgspec.json.encode(keep).decode(),
+                drop,
+                now,
+            )
+            if status is not None:
+                break
         if status is None:
             raise RunNotFound(f"no run with id {run_id!r}")
         rec = await self.get_run(run_id)

@@ -15,6 +15,7 @@ import msgspec
 
 from durable.core.vocabulary import NOTICE_WAKE, RunStatus
 from durable.errors import RunNotFailed, RunNotFound, SchemaNotFound
+from durable.store import pg_archive
 from durable.store.base import LeaseInfo, WorkerInfo
 
 # A worker row expired this long ago is deleted by the next heartbeat of any worker.
@@ -48,6 +49,9 @@ class PgDiagnostics:
         self, run_id: str, *, drop_seqs: Sequence[int], last_seq: int, now: datetime
     ) -> str:
         async with self.pool.acquire() as conn, conn.transaction():
+            # An archived run is retried from `runs`; no archiver moves it meanwhile.
+            await pg_archive.hold_off(conn, self.schema)
+            await pg_archive.restore(conn, run_id)
             status = await conn.fetchval("SELECT status FROM runs WHERE id = $1 FOR UPDATE", run_id)
             if status is None:
                 raise RunNotFound(f"no run with id {run_id!r}")

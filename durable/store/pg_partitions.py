@@ -1,7 +1,9 @@
-"""Day partitions of the history (migration 0009): created ahead, dropped by retention.
+"""Day partitions of the history (migrations 0009, 0017): created ahead, dropped by retention.
 
-`events` and `run_events` are range-partitioned by run id, one partition per UTC day of
-run creation (run ids start with the creation time in hex milliseconds: durable/ids.py).
+`events`, `run_events` and `runs_archive` (finished runs moved out of `runs`:
+durable/store/pg_archive.py) are range-partitioned by run id, one partition per UTC day
+of run creation (run ids start with the creation time in hex milliseconds:
+durable/ids.py); a day's partitions of the three tables are created and dropped together.
 Two jobs live here:
 
 - `ensure_partitions`: create the partitions of today and the next `AHEAD_DAYS` days,
@@ -16,7 +18,8 @@ Two jobs live here:
   to the row-by-row purge. The check is the DELETE itself: it is rolled back when one
   deleted row turns out to be a run that must be kept, so the verdict and the deletion
   see the same rows, and the partition is locked first, so no writer adds history to
-  it meanwhile.
+  it meanwhile. Runs already moved to the day's archive partition cost no DELETE: that
+  partition is dropped with the history.
 """
 
 from __future__ import annotations
@@ -31,8 +34,11 @@ import asyncpg
 
 log = logging.getLogger("durable.store")
 
-PARTITIONED = ("events", "run_events")
-"""The history tables partitioned by run-id range, the first one leading."""
+PARTITIONED = ("events", "run_events", "runs_archive")
+"""The tables partitioned by run-id day ranges, the first one leading."""
+_LEGACY = ("events", "run_events")
+"""The tables migration 0009 converted in place (their old rows in `<table>_legacy`)."""
+ARCHIVE = "runs_archive"
 AHEAD_DAYS = 7
 """Days of partitions created ahead of today."""
 MAINTAIN_EVERY = timedelta(hours=1)
@@ -156,7 +162,7 @@ async def _drop_empty_legacy(conn: asyncpg.Connection) -> None:
     On a new database they are empty from the start, so day partitions begin today.
     Locked first, so nothing can be written into them between the check and the drop.
     """
-    legacy = [f"{t}_legacy" for t in PARTITIONED]
+    legacy = [f"{t}_legacy" for t in _LEGACY]
     if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", legacy[0]):
         return
     names = ", ".join(f'"{n}"' for n in legacy)
@@ -196,6 +202,9 @@ async def drop_expired(
         try:
             total += await _drop_one(conn, schema, part, others, before)
         except _Keep:
+            archived = _archive_of(others)
+            if archived is not None:
+                total += await _purge_archived(conn, archived, before)
             continue
         except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError) as exc:
             log.info("schema %s: partition %s busy, purged row by row: %s", schema, part.name, exc)
@@ -238,6 +247,19 @@ async def _drop_one(
         )
         if row["kept"]:
             raise _Keep
+        n: int = row["n"]
+        archived = _archive_of(others)
+        if archived is not None:
+            # Archived runs all finished (with no unfinished parent) when they moved; the
+            # partition stays if one of them ended after the cutoff.
+            seen: Any = await conn.fetchrow(
+                "SELECT count(*) AS n, count(*) FILTER (WHERE finished_at >= $1) AS kept"  # noqa: S608
+                f' FROM "{archived.name}"',
+                before,
+            )
+            if seen["kept"]:
+                raise _Keep
+            n += seen["n"]
         if row["parents"] and await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ANY($1::text[])"
             " AND status NOT IN ('completed', 'failed', 'cancelled'))",
@@ -248,9 +270,30 @@ async def _drop_one(
         await conn.execute(f"DELETE FROM inbox WHERE {owned}", *owned_args)  # noqa: S608
         await conn.execute(f"DELETE FROM hooks WHERE {owned}", *owned_args)  # noqa: S608
         await conn.execute(f"DROP TABLE {names}")
-    n: int = row["n"]
     log.info("schema %s: dropped history partition %s (%d runs)", schema, part.name, n)
     return n
+
+
+def _archive_of(others: list[Partition | None]) -> Partition | None:
+    return next((p for p in others if p is not None and p.name.startswith(ARCHIVE)), None)
+
+
+async def _purge_archived(conn: asyncpg.Connection, archived: Partition, before: datetime) -> int:
+    """The row-by-row purge of one archive partition that must stay (a run in its day
+    ended after the cutoff, or is still open): its runs that ended before go, with their
+    history. (`PostgresStore.purge` deletes rows of `runs` only.)"""
+    async with conn.transaction():
+        ids = [
+            r["id"]
+            for r in await conn.fetch(
+                f'DELETE FROM "{archived.name}" WHERE finished_at < $1 RETURNING id',  # noqa: S608
+                before,
+            )
+        ]
+        for table in ("events", "run_events", "inbox", "hooks"):
+            if ids:
+                await conn.execute(f"DELETE FROM {table} WHERE run_id = ANY($1::text[])", ids)  # noqa: S608
+    return len(ids)
 
 
 def _range_sql(column: str, part: Partition) -> tuple[str, list[str]]:

@@ -40,6 +40,13 @@ RUN_AND_EVENTS = (
 )
 """A run and its history in one statement: the events come as an array of anonymous
 records, which asyncpg decodes as tuples in Event's field order."""
+ARCHIVED_RUN_AND_EVENTS = RUN_AND_EVENTS.replace(" FROM runs r", " FROM runs_archive r")
+"""The same for a run moved to the archive (durable/store/pg_archive.py)."""
+
+
+def newest_first(row: asyncpg.Record) -> tuple[datetime, str]:
+    """The runs list's order (created_at, id), for merging rows of `runs` and the archive."""
+    return row["created_at"], row["id"]
 
 
 def record(row: asyncpg.Record) -> RunRecord:

@@ -26,7 +26,7 @@ from durable.core.vocabulary import (
 from durable.db_schema import quoted
 from durable.errors import FenceLost, RunClosed, RunNotFound
 from durable.redact import redact_dsn
-from durable.store import pg_partitions
+from durable.store import pg_archive, pg_partitions
 from durable.store.base import (
     TERMINAL,
     Batch,
@@ -46,6 +46,9 @@ from durable.store.pg_diagnostics import PgDiagnostics
 from durable.store.pg_listener import PgListener
 from durable.store.pg_own import OwnConnection
 from durable.store.pg_queues import PgQueueQueries
+from durable.store.pg_rows import (
+    ARCHIVED_RUN_AND_EVENTS as _ARCHIVED_RUN_AND_EVENTS,
+)
 from durable.store.pg_rows import (
     RUN_AND_EVENTS as _RUN_AND_EVENTS,
 )
@@ -67,6 +70,7 @@ from durable.store.pg_rows import (
 from durable.store.pg_rows import (
     leased as _leased,
 )
+from durable.store.pg_rows import newest_first as _newest_first
 from durable.store.pg_rows import (
     record as _record,
 )
@@ -100,6 +104,8 @@ class PostgresStore(
         # first refusal, get_run_and_events reads the run and its history apart.
         self._record_arrays = True
         self._maintained_at: float | None = None  # time.monotonic() of the last maintain
+        self._archived_at: float | None = None  # ... and of the last archive pass
+        self._archive_backlog = False
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -198,17 +204,27 @@ class PostgresStore(
         self._maintained_at = time.monotonic()
 
     async def maintain(self) -> None:
-        """Create the history partitions ahead (pg_partitions), at most once an hour.
+        """Create the history partitions ahead (pg_partitions) and move finished runs of
+        past days into the archive (pg_archive), at most once an hour.
 
         Partitions follow real time (run ids carry the wall clock), not a test clock.
         """
         now = time.monotonic()
         every = pg_partitions.MAINTAIN_EVERY.total_seconds()
-        if self._maintained_at is not None and now - self._maintained_at < every:
+        due = self._maintained_at is None or now - self._maintained_at >= every
+        # The archive's first pass comes at the first heartbeat (workers that restart
+        # more often than hourly must still archive), then hourly or while backlogged.
+        archive = self._archived_at is None or now - self._archived_at >= every
+        if not (due or archive or self._archive_backlog):
             return
         async with self.pool.acquire() as conn:
-            await pg_partitions.ensure_partitions(conn, self.schema, datetime.now(UTC).date())
-        self._maintained_at = now
+            if due:
+                await pg_partitions.ensure_partitions(conn, self.schema, datetime.now(UTC).date())
+                self._maintained_at = now
+            moved = await pg_archive.archive(conn, self.schema, budget=pg_archive.BUDGET)
+        self._archived_at = now
+        # A backlog larger than one call's budget goes on at the next heartbeat.
+        self._archive_backlog = moved >= pg_archive.BUDGET
 
     async def purge_partitions(self, before: datetime) -> int:
         """Drop whole history partitions whose every run ended before `before`."""
@@ -235,13 +251,32 @@ class PostgresStore(
                 made[i] if kept[i] is r else Created(made[i].run_id, False)
                 for r, i in zip(runs, index, strict=True)
             ]
+        floor = pg_archive.id_floor()
+        if any(pg_archive.may_be_archived(r.run_id, floor) for r in runs):
+            return await self._create_past(runs, now)
+        return await self._insert_runs(self._creates, runs, now)
+
+    async def _create_past(self, runs: Sequence[NewRun], now: datetime) -> list[Created]:
+        """`create_runs` for a batch with an id the archive may hold (an id a caller chose,
+        of durable's shape, from days ago): such a run exists already if archived, and
+        the archiver is held off until the insert commits (pg_archive)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await pg_archive.hold_off(conn, self.schema)
+            archived = await pg_archive.archived_ids(conn, [r.run_id for r in runs])
+            fresh = [r for r in runs if r.run_id not in archived]
+            made = iter(await self._insert_runs(conn, fresh, now) if fresh else [])
+            return [Created(r.run_id, False) if r.run_id in archived else next(made) for r in runs]
+
+    async def _insert_runs(
+        self, conn: asyncpg.Connection | OwnConnection, runs: Sequence[NewRun], now: datetime
+    ) -> list[Created]:
         deadlines = [
             now + timedelta(seconds=r.deadline_s) if r.deadline_s is not None else None
             for r in runs
         ]
         created = {
             r["id"]
-            for r in await self._creates.fetch(
+            for r in await conn.fetch(
                 "WITH ins AS ("
                 " INSERT INTO runs (id, workflow, version, status, input, parent_run_id,"
                 "  idempotency_key, ready_at, deadline, created_at, updated_at,"
@@ -285,7 +320,7 @@ class PostgresStore(
             )
         }
         missing = [r for r in runs if r.run_id not in created]
-        by_id, by_key = await _existing_runs(self._creates, missing)
+        by_id, by_key = await _existing_runs(conn, missing)
         out: list[Created] = []
         for r, deadline in zip(runs, deadlines, strict=True):
             if r.run_id in created:
@@ -301,6 +336,8 @@ class PostgresStore(
     async def get_run(self, run_id: str) -> RunRecord | None:
         query = f"SELECT {_RUN_COLS} FROM runs WHERE id = $1"  # noqa: S608 - constant columns
         row = await self.pool.fetchrow(query, run_id)
+        if row is None:  # finished long ago, perhaps (pg_archive: why runs first)
+            row = await self.pool.fetchrow(pg_archive.GET_ARCHIVED, run_id)
         return None if row is None else _record(row)
 
     async def load_events(self, run_id: str) -> list[Event]:
@@ -316,6 +353,8 @@ class PostgresStore(
         if self._record_arrays:
             try:
                 row = await self.pool.fetchrow(_RUN_AND_EVENTS, run_id)
+                if row is None:
+                    row = await self.pool.fetchrow(_ARCHIVED_RUN_AND_EVENTS, run_id)
             except asyncpg.FeatureNotSupportedError:
                 self._record_arrays = False
             else:
@@ -353,11 +392,19 @@ class PostgresStore(
         if before is not None:
             where.append(f"(created_at, id) < ({bind(before[0])}, {bind(before[1])})")
         cond = " WHERE " + " AND ".join(where) if where else ""
-        query = (
-            f"SELECT {_RUN_COLS} FROM runs{cond}"  # noqa: S608 - constant fragments only
-            f" ORDER BY created_at DESC, id DESC LIMIT {bind(limit)}"
-        )
-        rows = await self.pool.fetch(query, *args)
+        order = f" ORDER BY created_at DESC, id DESC LIMIT {bind(limit)}"
+        rows = await self.pool.fetch(f"SELECT {_RUN_COLS} FROM runs{cond}{order}", *args)  # noqa: S608
+        # The archive holds only finished runs created before the horizon: a full page
+        # that stops short of it needs no second read (pg_archive).
+        if (status is None or status in TERMINAL) and (
+            len(rows) < limit or rows[-1]["created_at"] < pg_archive.list_horizon()
+        ):
+            older = await self.pool.fetch(
+                f"SELECT {_RUN_COLS} FROM runs_archive{cond}{order}",  # noqa: S608
+                *args,
+            )
+            if older:
+                rows = sorted([*rows, *older], key=_newest_first, reverse=True)[:limit]
         return [_record(r) for r in rows]
 
     # -- executing --------------------------------------------------------------------
@@ -505,15 +552,33 @@ class PostgresStore(
             " SELECT id, status, output, error, continued_as, 0 AS depth FROM runs WHERE id = $1"
             " UNION ALL SELECT r.id, r.status, r.output, r.error, r.continued_as, c.depth + 1"
             " FROM runs r JOIN chain c ON r.id = c.continued_as)"
-            " SELECT id, status, output, error FROM chain ORDER BY depth DESC LIMIT 1",
+            " SELECT id, status, output, error, continued_as FROM chain"
+            " ORDER BY depth DESC LIMIT 1",
             run_id,
         )
-        if row is None:
-            return None
+        if row is None or row["continued_as"] is not None:
+            # The chain (or its start) reaches into the archive: follow it link by link.
+            row = await self._follow_archived(row["continued_as"] if row else run_id)
+            if row is None:
+                return None
         followed = None if row["id"] == run_id else row["id"]
         return ChildOutcome(
             status=row["status"], output=row["output"], error=row["error"], run_id=followed
         )
+
+    async def _follow_archived(self, run_id: str) -> asyncpg.Record | None:
+        last = None
+        cols = "id, status, output, error, continued_as"
+        while run_id is not None:
+            row = await self.pool.fetchrow(
+                f"SELECT {cols} FROM runs WHERE id = $1"  # noqa: S608 - constant columns
+                f" UNION ALL SELECT {cols} FROM runs_archive WHERE id = $1 LIMIT 1",
+                run_id,
+            )
+            if row is None:
+                break
+            last, run_id = row, row["continued_as"]
+        return last
 
     async def create_hook(
         self,
@@ -575,6 +640,8 @@ class PostgresStore(
         status = await conn.fetchval(
             "SELECT status FROM runs WHERE id = $1 FOR NO KEY UPDATE", run_id
         )
+        if status is None:
+            status = await pg_archive.archived_status(conn, run_id)
         if status is None:
             raise RunNotFound(f"no run with id {run_id!r}")
         if status in TERMINAL:
