@@ -55,11 +55,12 @@ its heartbeat, which must go on renewing leases; a backlog (the first run after 
 upgrade) continues at the next heartbeat."""
 
 _OWN_ID = re.compile(r"[0-9a-f]{32}")
+_OWN_ID_SQL = f"^{_OWN_ID.pattern}$"  # the same shape, for the archiver's `~` ($5)
 
 _MOVE = (
     "WITH picked AS ("
     " SELECT r.id FROM runs r"
-    " WHERE r.id >= $1 AND r.id < $2 AND r.id ~ '^[0-9a-f]{32}$' AND r.created_at < $3"
+    " WHERE r.id >= $1 AND r.id < $2 AND r.id ~ $5 AND r.created_at < $3"
     "  AND r.status IN ('completed', 'failed', 'cancelled')"
     "  AND r.lease_owner IS NULL AND r.cleanup_until IS NULL"
     "  AND r.idempotency_key IS NULL AND r.queue IS NULL"
@@ -129,7 +130,9 @@ async def archive(
         while True:
             async with conn.transaction():
                 await _lock(conn, schema, shared=False)
-                status = await conn.execute(_MOVE, part.low, part.high, created_before, chunk)
+                status = await conn.execute(
+                    _MOVE, part.low, part.high, created_before, chunk, _OWN_ID_SQL
+                )
             n = int(status.rsplit(" ", 1)[-1])
             moved += n
             if budget is not None and moved >= budget:

@@ -3,7 +3,7 @@
 `events`, `run_events` and `runs_archive` (finished runs moved out of `runs`:
 durable/store/pg_archive.py) are range-partitioned by run id, one partition per UTC day
 of run creation (run ids start with the creation time in hex milliseconds:
-durable/ids.py); a day's partitions of the three tables are created and dropped together.
+durable/ids.py); the partitions of one day in the three tables are created and dropped together.
 Two jobs live here:
 
 - `ensure_partitions`: create the partitions of today and the next `AHEAD_DAYS` days,
@@ -18,7 +18,7 @@ Two jobs live here:
   to the row-by-row purge. The check is the DELETE itself: it is rolled back when one
   deleted row turns out to be a run that must be kept, so the verdict and the deletion
   see the same rows, and the partition is locked first, so no writer adds history to
-  it meanwhile. Runs already moved to the day's archive partition cost no DELETE: that
+  it meanwhile. Runs already moved to the archive partition of the day cost no DELETE: that
   partition is dropped with the history.
 """
 
