@@ -10,6 +10,7 @@ purges row by row a day that must stay.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -119,6 +120,11 @@ async def test_finished_runs_move_and_every_reader_still_finds_them(
         assert await h_keyed.result(timeout=10) == 10
         with pytest.raises(Exception, match="a bug"):
             await h_failed.result(timeout=10)
+        # The parent starts the child on its own time: wait for the child to exist.
+        for _ in range(500):
+            if await store.get_run(child) is not None:
+                break
+            await asyncio.sleep(0.01)
         assert await rt.handle(child).result(timeout=10) == 4
     await _age(db, [done, failed, keyed, open_, parent, child])
 
@@ -230,5 +236,48 @@ async def test_a_worker_archives_from_its_heartbeat(
     async with Runtime(dsn, schema=schema, workflows=WORKFLOWS) as rt:
         await rt.handle((await rt.trigger(two_steps, 1, run_id=run_id)).run_id).result(timeout=10)
     await _age(db, [run_id])
-    await store.maintain()  # a worker's heartbeat calls this; the first pass archives
+    # A worker starting up archives at its first heartbeat (then hourly).
+    async with Runtime(dsn, schema=schema, workflows=WORKFLOWS):
+        for _ in range(500):
+            if await _where(db, run_id) == ["archive"]:
+                break
+            await asyncio.sleep(0.01)
     assert await _where(db, run_id) == ["archive"]
+
+
+class _SlowUpkeep(PostgresStore):
+    """A store whose upkeep (the archive pass over a backlog) takes far longer than
+    the lease: the worker must renew its leases meanwhile."""
+
+    async def maintain(self) -> None:
+        await asyncio.sleep(5)
+
+
+async def test_a_long_archive_pass_does_not_hold_up_lease_renewals(
+    dsn: str, schema: str, db: asyncpg.Connection
+) -> None:
+    calls: list[int] = []
+
+    @workflow(name="long_beside_upkeep")
+    async def long_one(ctx: Context, _: object) -> str:
+        async def long_step() -> str:
+            calls.append(1)
+            await asyncio.sleep(2.2)
+            return "done"
+
+        return await ctx.step("long", long_step)
+
+    slow = _SlowUpkeep(dsn, schema=schema, pool_size=4)
+    await slow.open()  # a store given to a Runtime is the caller's to open and close
+    try:
+        # B would take the run over the moment A's 600 ms lease lapsed.
+        async with (
+            Runtime(store=slow, workflows=[long_one], lease="600ms") as a,
+            Runtime(dsn, schema=schema, workflows=[long_one], lease="600ms") as b,
+        ):
+            h = await a.trigger(long_one, None)
+            assert await b.handle(h.run_id).result(timeout=20) == "done"
+    finally:
+        await slow.close()
+    assert calls == [1], f"the long step ran {len(calls)} times"
+    assert await db.fetchval("SELECT fence FROM runs WHERE id = $1", h.run_id) == 1
