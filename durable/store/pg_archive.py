@@ -15,8 +15,11 @@ uniqueness is one index on `runs`), no queue (flow control reads a queue's finis
 runs on `runs`) and no unfinished parent (which may still read the child's row). The
 rest stays in `runs` and is purged row by row, as before.
 
-When: `PostgresStore.maintain` (hourly on each worker), CHUNK runs per transaction, so
-no row is locked for long; concurrent archivers skip each other's rows.
+When: `PostgresStore.maintain` (each worker's heartbeat) pokes an `Archiver`, which runs
+a pass at the first poke, then hourly, and at every poke while a backlog lasts, on a
+task of its own: a pass over a backlog takes a second or more, and the heartbeat must
+not wait for it to renew leases. CHUNK runs per transaction, so no row is locked for
+long; concurrent archivers skip each other's rows.
 
 How the rest of the store sees an archived run:
 - reads by id (`get_run`, a run with its history, a child's outcome) look in `runs`
@@ -34,9 +37,14 @@ How the rest of the store sees an archived run:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
-from collections.abc import Sequence
+import time as _time
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -53,6 +61,8 @@ BUDGET = 50_000
 """Runs moved per call of `archive` (a few tenths of a second): a worker archives from
 its heartbeat, which must go on renewing leases; a backlog (the first run after an
 upgrade) continues at the next heartbeat."""
+
+log = logging.getLogger("durable.store")
 
 _OWN_ID = re.compile(r"[0-9a-f]{32}")
 _OWN_ID_SQL = f"^{_OWN_ID.pattern}$"  # the same shape, for the archiver's `~` ($5)
@@ -163,3 +173,45 @@ async def restore(conn: asyncpg.Connection, run_id: str) -> bool:
         run_id,
     )
     return status.endswith(" 1")
+
+
+class Archiver:
+    """Runs `archive` passes in the background for one store (see the module docstring:
+    when). `poke` never waits for a pass; `close` cancels the running one (its current
+    chunk rolls back)."""
+
+    def __init__(
+        self, acquire: Callable[[], Any], schema: str, every_s: float, budget: int = BUDGET
+    ) -> None:
+        self._acquire, self._schema, self._every, self._budget = acquire, schema, every_s, budget
+        self._last: float | None = None  # time.monotonic() when the last pass started
+        self._backlog = False
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        """Start a pass if one is due and none is running."""
+        if self._task is not None and not self._task.done():
+            return
+        now = _time.monotonic()
+        if self._last is not None and now - self._last < self._every and not self._backlog:
+            return
+        self._last = now
+        self._task = asyncio.create_task(self.run_pass(), name="durable-archive")
+
+    async def run_pass(self) -> None:
+        try:
+            async with self._acquire() as conn:
+                moved = await archive(conn, self._schema, budget=self._budget)
+        except Exception as exc:  # retried at the next due time, a warning meanwhile
+            log.warning("schema %s: archiving finished runs failed: %s", self._schema, exc)
+            self._backlog = False
+            return
+        # A backlog larger than one pass's budget goes on at the next poke.
+        self._backlog = moved >= self._budget
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -104,8 +104,9 @@ class PostgresStore(
         # first refusal, get_run_and_events reads the run and its history apart.
         self._record_arrays = True
         self._maintained_at: float | None = None  # time.monotonic() of the last maintain
-        self._archived_at: float | None = None  # ... and of the last archive pass
-        self._archive_backlog = False
+        self._archiver = pg_archive.Archiver(
+            lambda: self.pool.acquire(), self.schema, pg_partitions.MAINTAIN_EVERY.total_seconds()
+        )
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -136,6 +137,7 @@ class PostgresStore(
         return await self._claims.fetch(query, *args)
 
     async def close(self) -> None:
+        await self._archiver.close()
         await self._commits.close()
         await self._claims.close()
         await self._creates.close()
@@ -204,27 +206,19 @@ class PostgresStore(
         self._maintained_at = time.monotonic()
 
     async def maintain(self) -> None:
-        """Create the history partitions ahead (pg_partitions) and move finished runs of
-        past days into the archive (pg_archive), at most once an hour.
+        """Create the history partitions ahead (pg_partitions), at most once an hour,
+        and start moving finished runs of past days into the archive (pg_archive: its
+        passes run beside the caller, which is a worker's heartbeat).
 
         Partitions follow real time (run ids carry the wall clock), not a test clock.
         """
         now = time.monotonic()
         every = pg_partitions.MAINTAIN_EVERY.total_seconds()
-        due = self._maintained_at is None or now - self._maintained_at >= every
-        # The archive's first pass comes at the first heartbeat (workers that restart
-        # more often than hourly must still archive), then hourly or while backlogged.
-        archive = self._archived_at is None or now - self._archived_at >= every
-        if not (due or archive or self._archive_backlog):
-            return
-        async with self.pool.acquire() as conn:
-            if due:
+        if self._maintained_at is None or now - self._maintained_at >= every:
+            async with self.pool.acquire() as conn:
                 await pg_partitions.ensure_partitions(conn, self.schema, datetime.now(UTC).date())
-                self._maintained_at = now
-            moved = await pg_archive.archive(conn, self.schema, budget=pg_archive.BUDGET)
-        self._archived_at = now
-        # A backlog larger than one call's budget goes on at the next heartbeat.
-        self._archive_backlog = moved >= pg_archive.BUDGET
+            self._maintained_at = now
+        self._archiver.poke()
 
     async def purge_partitions(self, before: datetime) -> int:
         """Drop whole history partitions whose every run ended before `before`."""

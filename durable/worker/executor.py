@@ -85,7 +85,6 @@ class Executor:
         self._timers: list[datetime] = []
         self._loop_task: asyncio.Task[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
-        self._upkeep_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._inflight = 0  # executions started and not yet ended (claimed slots)
         self._reserved = 0  # slots promised to runs this process is inserting itself
@@ -133,7 +132,6 @@ class Executor:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=1.0)
         await _cancel_and_wait(self._beat_task)
-        await _cancel_and_wait(self._upkeep_task)
         await self.watchdog.stop()
         dropped = self.sticky.clear()
         if dropped:
@@ -544,12 +542,6 @@ class Executor:
             now,
         )
 
-    async def _upkeep(self) -> None:
-        try:
-            await self.store.maintain()
-        except Exception as exc:
-            log.warning("store maintenance failed: %s", exc)
-
     async def _heartbeat_loop(self) -> None:
         interval = max(self.lease_s / 3, 0.05)
         outage = Outage("heartbeat", log)
@@ -558,11 +550,10 @@ class Executor:
             if not first:
                 await asyncio.sleep(interval)
             first = False
-            # Store upkeep (partitions ahead, the run archive: hourly) runs beside the
-            # beat, never in front of it: an archive pass over a backlog takes a second
-            # or more, which a short lease cannot wait for.
-            if self._upkeep_task is None or self._upkeep_task.done():
-                self._upkeep_task = asyncio.create_task(self._upkeep(), name="durable-upkeep")
+            try:
+                await self.store.maintain()  # history partitions ahead; at most hourly
+            except Exception as exc:
+                log.warning("store maintenance failed: %s", exc)
             # Cleanup leases last their whole grace (and the group commit renews only
             # running runs), so they are not renewed here.
             held = [e for e in self.active.values() if not e.cleanup]

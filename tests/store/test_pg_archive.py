@@ -245,20 +245,12 @@ async def test_a_worker_archives_from_its_heartbeat(
     assert await _where(db, run_id) == ["archive"]
 
 
-class _SlowUpkeep(PostgresStore):
-    """A store whose upkeep (the archive pass over a backlog) takes far longer than
-    the lease: the worker must renew its leases meanwhile."""
-
-    async def maintain(self) -> None:
-        await asyncio.sleep(5)
-
-
 async def test_a_long_archive_pass_does_not_hold_up_lease_renewals(
-    dsn: str, schema: str, db: asyncpg.Connection
+    store: PostgresStore, dsn: str, schema: str, db: asyncpg.Connection
 ) -> None:
     calls: list[int] = []
 
-    @workflow(name="long_beside_upkeep")
+    @workflow(name="long_beside_archive")
     async def long_one(ctx: Context, _: object) -> str:
         async def long_step() -> str:
             calls.append(1)
@@ -267,17 +259,21 @@ async def test_a_long_archive_pass_does_not_hold_up_lease_renewals(
 
         return await ctx.step("long", long_step)
 
-    slow = _SlowUpkeep(dsn, schema=schema, pool_size=4)
-    await slow.open()  # a store given to a Runtime is the caller's to open and close
-    try:
+    # Holding the archive off keeps every worker's archive pass waiting (as a long pass
+    # over a backlog would) for the whole test.
+    async with db.transaction():
+        await pg_archive.hold_off(db, schema)
         # B would take the run over the moment A's 600 ms lease lapsed.
         async with (
-            Runtime(store=slow, workflows=[long_one], lease="600ms") as a,
+            Runtime(dsn, schema=schema, workflows=[long_one], lease="600ms") as a,
             Runtime(dsn, schema=schema, workflows=[long_one], lease="600ms") as b,
         ):
             h = await a.trigger(long_one, None)
             assert await b.handle(h.run_id).result(timeout=20) == "done"
-    finally:
-        await slow.close()
+            waiting = await db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(%'"
+            )
+            assert waiting >= 1, "no archive pass was waiting: the test proves nothing"
     assert calls == [1], f"the long step ran {len(calls)} times"
     assert await db.fetchval("SELECT fence FROM runs WHERE id = $1", h.run_id) == 1
