@@ -352,11 +352,37 @@ class Executor:
                 now=now,
                 exclude=skip,
             )
+        full = len(claimed) >= limit
+        if claimed and time.monotonic() - granted[1] >= self.lease_s / 2:
+            claimed, granted = await self._reconfirm(claimed)
         for c in claimed:
             self._start(c, granted)
         if started is not None:
             started.extend(c.run_id for c in claimed)
-        return len(claimed) >= limit
+        return full
+
+    async def _reconfirm(
+        self, claimed: list[ClaimedRun]
+    ) -> tuple[list[ClaimedRun], tuple[datetime, float]]:
+        """Renew, fenced, the leases of a claim answered late, before starting its runs.
+
+        A claim's leases are granted when the database runs it, but this process learns
+        of them only when the loop reads the answer. If the loop was held meanwhile (a
+        blocking step), nothing renewed those leases (the watchdog renews only runs it
+        knows of): past the lease another worker may have taken a run over and be
+        running its step. Starting it here too would run the step twice. So a claim
+        older than half a lease is confirmed first; runs taken over are dropped.
+        """
+        granted = (self.clock.now(), time.monotonic())
+        plain = [Extend(c.run_id, c.fence) for c in claimed if not c.cleanup]
+        lost = await self.committer.heartbeat(plain) if plain else set()
+        for run_id in sorted(lost):
+            log.warning(
+                "run %s: claimed, but the claim was read after its lease lapsed and the run"
+                " was taken over meanwhile (was the event loop blocked?); not started here",
+                run_id,
+            )
+        return [c for c in claimed if c.run_id not in lost], granted
 
     def _cleanups_due(self, now: datetime) -> bool:
         last = self._cleanup_checked

@@ -28,8 +28,9 @@ from typing import Any
 
 import pytest
 
-from durable import Context, codec, workflow
-from durable.store.base import BatchResult
+from durable import Context, Runtime, codec, workflow
+from durable.store.base import BatchResult, ClaimedRun
+from durable.store.postgres import PostgresStore
 
 from .conftest import MakeRuntime
 from .harness import Worker, check_histories, create_side_effects, report, wait_for, workers_cleanup
@@ -137,6 +138,60 @@ async def test_late_append_after_takeover_is_rejected_by_the_fence(
     assert await db.fetchval("SELECT fence FROM runs") == 2
     assert outcomes == [("fence=1", False)], outcomes
     report("lease_race_late_append", submits_by_A=outcomes)
+
+
+class _LateClaim(PostgresStore):
+    """The first claim that grants runs is read 1.5 s after the database ran it, as when
+    a blocking step holds the loop while the claim's answer waits in the socket."""
+
+    late = True
+
+    async def claim(self, **kwargs: Any) -> list[ClaimedRun]:
+        got = await super().claim(**kwargs)
+        if got and self.late:
+            self.late = False
+            await asyncio.sleep(1.5)
+        return got
+
+
+async def test_a_claim_read_after_its_lease_lapsed_does_not_run_the_step_again(
+    make_rt: MakeRuntime, dsn: str, schema: str, db: Any
+) -> None:
+    """Seen in test_blocking_steps: worker A's claim was granted by the database, but A's
+    loop was held before it read the answer, so nothing renewed those leases; B took a
+    run over, and A, reading its claim at last, ran the step a second time. A claim read
+    over half a lease late is now confirmed (fenced renewal) before its runs start."""
+    calls: list[str] = []
+
+    async def slow_step() -> str:
+        calls.append("x")
+        await asyncio.sleep(2)
+        return "done"
+
+    @workflow(name="late_claim")
+    async def late_claim(ctx: Context, _: Any) -> Any:
+        return await ctx.step("slow", slow_step)
+
+    store = _LateClaim(dsn, schema=schema, pool_size=4)
+    await store.open()
+    try:
+        async with (
+            Runtime(store=store, workflows=[late_claim], lease="600ms"),
+            make_rt(late_claim, worker=False) as client,
+        ):
+            h = await client.trigger(late_claim, None)  # so that A claims it
+            # B starts once A's claim has been granted (and A sits on its answer).
+            async def granted() -> bool:
+                return not store.late
+
+            await wait_for(granted, timeout=10, what="A's claim")
+            async with make_rt(late_claim, lease="600ms") as b:
+                assert await b.handle(h.run_id).result(timeout=20) == "done"
+    finally:
+        await store.close()
+    assert calls == ["x"], f"the step ran {len(calls)} times"
+    fence = await db.fetchval("SELECT fence FROM runs WHERE id = $1", h.run_id)
+    assert fence == 2, f"fence {fence}: B should have taken the run over once"
 
 
 async def test_stale_execution_does_not_untrack_its_successor_on_the_same_worker(
