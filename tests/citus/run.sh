@@ -33,3 +33,7 @@ cd "$repo"
 core="(sleep or signal or child or cancel or parallel or citus) and not memory and not restart_mid_sleep"
 DURABLE_CITUS_DSN=$dsn DURABLE_TEST_DSN=$dsn .venv/bin/pytest -q -rP -p no:cacheprovider \
     tests/citus tests/integration/test_waiting.py tests/integration/test_steps.py -k "$core"
+# The run archive on a distributed schema: runs moved out of `runs` and back, readers'
+# fallback, and retention dropping the archive's day partitions with the history.
+DURABLE_CITUS_DSN=$dsn DURABLE_TEST_DSN=$dsn .venv/bin/pytest -q -p no:cacheprovider \
+    tests/store/test_pg_archive.py

@@ -76,13 +76,19 @@ async def store(dsn: str, schema: str) -> AsyncIterator[PostgresStore]:
 
 
 async def _age(db: asyncpg.Connection, ids: list[str], days: int = 5) -> None:
-    """Pretend the runs were created (and finished, if they did) `days` days ago."""
-    await db.execute(
-        "UPDATE runs SET created_at = created_at - make_interval(days => $2),"
-        " finished_at = finished_at - make_interval(days => $2) WHERE id = ANY($1::text[])",
-        ids,
-        days,
-    )
+    """Pretend the runs were created (and finished, if they did) `days` days ago.
+    (Computed here, not in SQL: Citus refuses `column - interval` in an UPDATE.)"""
+    back = timedelta(days=days)
+    for row in await db.fetch(
+        "SELECT id, created_at, finished_at FROM runs WHERE id = ANY($1::text[])", ids
+    ):
+        finished = row["finished_at"]
+        await db.execute(
+            "UPDATE runs SET created_at = $2, finished_at = $3 WHERE id = $1",
+            row["id"],
+            row["created_at"] - back,
+            None if finished is None else finished - back,
+        )
 
 
 async def _where(db: asyncpg.Connection, run_id: str) -> list[str]:
