@@ -88,12 +88,13 @@ class OutsideOps:
         """Merge `changes` into the run's tags (a None value removes the key)."""
         keep = {k: v for k, v in changes.items() if v is not None}
         drop = [k for k, v in changes.items() if v is None]
+        added = msgspec.json.encode(keep).decode()
         for table in ("runs", "runs_archive"):  # runs first (pg_archive: why)
             status = await self.pool.fetchval(
                 f"UPDATE {table} SET tags = (tags - $3::text[]) || $2::jsonb, updated_at = $4"  # noqa: S608
                 " WHERE id = $1 RETURNING status",
                 run_id,
-                msgspec.json.encode(keep).decode(),
+                added,
                 drop,
                 now,
             )

@@ -290,9 +290,8 @@ async def _purge_archived(conn: asyncpg.Connection, archived: Partition, before:
                 before,
             )
         ]
-        for table in ("events", "run_events", "inbox", "hooks"):
-            if ids:
-                await conn.execute(f"DELETE FROM {table} WHERE run_id = ANY($1::text[])", ids)  # noqa: S608
+        for table in ("events", "run_events", "inbox", "hooks") if ids else ():
+            await conn.execute(f"DELETE FROM {table} WHERE run_id = ANY($1::text[])", ids)  # noqa: S608
     return len(ids)
 
 

@@ -33,14 +33,19 @@ _END = len(RunRecord.__struct_fields__)
 """Columns after RUN_COLS (a run's history, say) are not the record's."""
 _json_decode = msgspec.json.Decoder().decode
 
-RUN_AND_EVENTS = (
-    f"SELECT {RUN_COLS}, ARRAY(SELECT ROW(e.seq, e.pos, e.kind, e.name, e.payload,"  # noqa: S608
-    " e.created_at) FROM events e WHERE e.run_id = r.id ORDER BY e.seq) FROM runs r"
-    " WHERE r.id = $1"
-)
+
+def _run_and_events_sql(table: str) -> str:
+    return (
+        f"SELECT {RUN_COLS}, ARRAY(SELECT ROW(e.seq, e.pos, e.kind, e.name, e.payload,"  # noqa: S608
+        f" e.created_at) FROM events e WHERE e.run_id = r.id ORDER BY e.seq) FROM {table} r"
+        " WHERE r.id = $1"
+    )
+
+
+RUN_AND_EVENTS = _run_and_events_sql("runs")
 """A run and its history in one statement: the events come as an array of anonymous
 records, which asyncpg decodes as tuples in Event's field order."""
-ARCHIVED_RUN_AND_EVENTS = RUN_AND_EVENTS.replace(" FROM runs r", " FROM runs_archive r")
+ARCHIVED_RUN_AND_EVENTS = _run_and_events_sql("runs_archive")
 """The same for a run moved to the archive (durable/store/pg_archive.py)."""
 
 

@@ -630,21 +630,9 @@ class PostgresStore(
         )
         await conn.execute("SELECT pg_notify($1, $2)", self.channel, NOTICE_WAKE)
 
-    async def _status_for_update(self, conn: asyncpg.Connection, run_id: str) -> str:
-        status = await conn.fetchval(
-            "SELECT status FROM runs WHERE id = $1 FOR NO KEY UPDATE", run_id
-        )
-        if status is None:
-            status = await pg_archive.archived_status(conn, run_id)
-        if status is None:
-            raise RunNotFound(f"no run with id {run_id!r}")
-        if status in TERMINAL:
-            raise RunClosed(f"run {run_id!r} is already {status}")
-        return str(status)
-
     async def signal(self, run_id: str, name: str, payload: bytes, now: datetime) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._status_for_update(conn, run_id)
+            await self._lock_open(conn, run_id)
             await self._deliver(conn, run_id, "signal", name, signal_key(name), payload, now)
 
     async def execute_hook(self, token: str, payload: bytes, now: datetime) -> str:
@@ -658,7 +646,7 @@ class PostgresStore(
             run_id: str = row["run_id"]
             if row["used_at"] is not None:
                 raise RunClosed(f"the hook of run {run_id!r} was already used")
-            await self._status_for_update(conn, run_id)
+            await self._lock_open(conn, run_id)
             await conn.execute("UPDATE hooks SET used_at = $2 WHERE token = $1", token, now)
             if row["as_signal"]:  # created from outside: delivered as the signal `name`
                 name = row["name"]
